@@ -1,0 +1,1 @@
+"""Small helpers shared across qweb that do not need Django."""

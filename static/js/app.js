@@ -1,0 +1,111 @@
+// qweb page behaviour: toasts, copy buttons, slug suggestions, live workspace events.
+(function () {
+  "use strict";
+
+  function toast(text, kind) {
+    var box = document.getElementById("messages");
+    if (!box) return;
+    var el = document.createElement("div");
+    el.className = "toast toast-" + (kind || "info");
+    el.setAttribute("role", "status");
+    var span = document.createElement("span");
+    span.textContent = text;  // never innerHTML: event text comes from other users
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.setAttribute("data-dismiss", "");
+    close.textContent = "×";
+    el.append(span, close);
+    box.append(el);
+    setTimeout(function () { el.remove(); }, 6000);
+  }
+  window.qwebToast = toast;
+
+  document.addEventListener("click", function (event) {
+    var dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss) { dismiss.closest(".toast").remove(); return; }
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      var input = document.querySelector(copy.getAttribute("data-copy"));
+      input.select();
+      (navigator.clipboard ? navigator.clipboard.writeText(input.value) : Promise.reject())
+        .then(function () { toast("Link copied.", "success"); })
+        .catch(function () { document.execCommand("copy"); toast("Link copied.", "success"); });
+    }
+  });
+
+  function autoDismiss() {
+    document.querySelectorAll("#messages .toast").forEach(function (el) {
+      if (el.dataset.timer) return;
+      el.dataset.timer = "1";
+      setTimeout(function () { el.remove(); }, el.classList.contains("toast-error") ? 10000 : 6000);
+    });
+  }
+
+  // Suggest an address from the name until the user edits the address themselves.
+  function slugify(text) {
+    return text.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 50).replace(/-+$/, "");
+  }
+  function wireSlugs() {
+    document.querySelectorAll("form[data-slugify]").forEach(function (form) {
+      var name = form.querySelector("[name=name]"), slug = form.querySelector("[name=slug]");
+      if (!name || !slug || form.dataset.wired) return;
+      form.dataset.wired = "1";
+      var touched = slug.value !== "";
+      slug.addEventListener("input", function () { touched = slug.value !== ""; });
+      name.addEventListener("input", function () { if (!touched) slug.value = slugify(name.value); });
+    });
+  }
+
+  // Live workspace events: refresh the member list and say what happened.
+  function connectWorkspace(el) {
+    var slug = el.getAttribute("data-workspace-socket");
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var delay = 1000;
+    function open() {
+      var socket = new WebSocket(scheme + location.host + "/ws/w/" + slug + "/");
+      socket.onopen = function () { delay = 1000; };
+      socket.onmessage = function (message) {
+        var event = JSON.parse(message.data);
+        var texts = {
+          "member.joined": event.name + " joined the workspace.",
+          "member.role_changed": event.name + " is now " + event.role + ".",
+          "member.removed": event.name + " left the workspace."
+        };
+        if (texts[event.type]) toast(texts[event.type], "info");
+        if (!window.htmx) return;
+        ["#member-table", "#invitations"].forEach(function (selector) {
+          if (document.querySelector(selector)) {
+            htmx.ajax("GET", location.pathname, { target: selector, select: selector, swap: "outerHTML" });
+          }
+        });
+      };
+      socket.onclose = function (event) {
+        if (event.code === 4403) { toast("You are no longer a member of this workspace.", "warning"); return; }
+        if (event.code === 4401) return;
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 30000);
+      };
+    }
+    open();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    autoDismiss();
+    wireSlugs();
+    document.querySelectorAll("[data-workspace-socket]").forEach(connectWorkspace);
+  });
+  document.addEventListener("htmx:afterSettle", autoDismiss);
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 400) return;  // forms re-render with their errors
+    toast(status === 403 ? "Your role doesn't allow that." :
+          status === 404 ? "That no longer exists." : "Something went wrong (" + status + "). Try again.", "error");
+  });
+  // 400 responses carry re-rendered forms: let htmx swap them in.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }
+  });
+})();

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+from apps.workspaces.roles import Role
+from tests import factories
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI every service must be real and reachable: fail at once rather than skip."""
+    if os.environ.get("QWEB_REQUIRE_SERVICES") != "1":
+        return
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        raise pytest.UsageError(f"QWEB_REQUIRE_SERVICES=1 but the database engine is {engine}.")
+    if not settings.REDIS_URL:
+        raise pytest.UsageError("QWEB_REQUIRE_SERVICES=1 but REDIS_URL is not set.")
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL).ping()
+    except redis.RedisError as exc:
+        raise pytest.UsageError(f"Redis at {settings.REDIS_URL} does not answer: {exc}") from None
+
+
+@pytest.fixture
+def workspace(db):
+    return factories.workspace_create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def owner(workspace):
+    return factories.membership_create(workspace=workspace, role=Role.OWNER).user
+
+
+@pytest.fixture
+def admin(workspace):
+    return factories.membership_create(workspace=workspace, role=Role.ADMIN).user
+
+
+@pytest.fixture
+def member(workspace):
+    return factories.membership_create(workspace=workspace, role=Role.MEMBER).user
+
+
+@pytest.fixture
+def viewer(workspace):
+    return factories.membership_create(workspace=workspace, role=Role.VIEWER).user
+
+
+@pytest.fixture
+def outsider(db):
+    """A signed-up user with a workspace of their own, but not in ``workspace``."""
+    user = factories.user_create(email="outsider@example.com")
+    factories.membership_create(
+        workspace=factories.workspace_create(name="Elsewhere", slug="elsewhere"),
+        user=user,
+        role=Role.OWNER,
+    )
+    return user
+
+
+@pytest.fixture
+def users_by_role(owner, admin, member, viewer):
+    return {Role.OWNER: owner, Role.ADMIN: admin, Role.MEMBER: member, Role.VIEWER: viewer}

@@ -1,0 +1,19 @@
+"""Settings for the test suite: the real settings module with test-only overrides."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault(
+    "QWEB_DATA_DIR", str(Path(__file__).resolve().parents[1] / "build" / "test-data")
+)
+os.environ.setdefault("QWEB_CHANNEL_PREFIX", "qweb-test")
+
+from qweb.settings import *  # noqa: F403
+
+# Fast hashing: password strength is tested through the validators, not the hasher.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+
+# Serve static files straight from the source folders: no collectstatic before tests.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
