@@ -6,7 +6,6 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-export DJANGO_SETTINGS_MODULE ?= qweb.settings
 
 .PHONY: run test test-embedded venv install lint format check-deploy services chromium clean
 

@@ -11,8 +11,10 @@ from apps.workspaces.models import Invitation, Membership, Workspace
 
 def workspace_list_for_user(*, user: User) -> QuerySet[Workspace]:
     return (
-        Workspace.objects.filter(memberships__user=user)
-        .annotate(member_count=Count("memberships", distinct=True))
+        # Annotate before filtering: after it, the count would reuse the filter's join and
+        # count only the user's own membership.
+        Workspace.objects.annotate(member_count=Count("memberships", distinct=True))
+        .filter(memberships__user=user)
         .order_by("name")
     )
 

@@ -46,7 +46,7 @@ def live_server_url(transactional_db) -> Iterator[str]:
     port = _free_port()
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
         "DATABASE_URL": _database_url(),
         "QWEB_DATA_DIR": str(settings.DATA_DIR),
         "QWEB_ALLOWED_HOSTS": "127.0.0.1,localhost",
