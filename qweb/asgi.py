@@ -17,8 +17,13 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from apps.ops.runner import start_embedded_runner  # noqa: E402
 from qweb.routing import websocket_urlpatterns  # noqa: E402
+
+if settings.QWEB_EMBEDDED_WORKER:
+    start_embedded_runner()
 
 application = ProtocolTypeRouter(
     {

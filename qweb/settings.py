@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "apps.accounts",
     "apps.workspaces",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
@@ -224,6 +225,10 @@ EMAIL_HOST_PASSWORD = env.secret("QWEB_EMAIL_PASSWORD") or ""
 EMAIL_USE_TLS = env.bool("QWEB_EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.str("QWEB_EMAIL_FROM", "qweb <qweb@localhost>")
+
+# Background tasks run on a thread of the web process unless separate workers run them
+# (the default once REDIS_URL says this is a multi-process deployment).
+QWEB_EMBEDDED_WORKER = env.bool("QWEB_EMBEDDED_WORKER", not REDIS_URL)
 
 # Workspaces.
 QWEB_INVITATION_DAYS = env.int("QWEB_INVITATION_DAYS", 7, minimum=1, maximum=90)
