@@ -16,7 +16,7 @@ $(BIN)/python:
 
 # Re-install only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,inference]'
 	touch $@
 
 venv install: $(VENV)/.installed

@@ -5,9 +5,6 @@ import os
 import pytest
 from django.conf import settings
 
-from apps.workspaces.roles import Role
-from tests import factories
-
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """In CI every service must be real and reachable: fail at once rather than skip."""
@@ -26,34 +23,55 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(f"Redis at {settings.REDIS_URL} does not answer: {exc}") from None
 
 
+# Django models are imported inside the fixtures, so the Django-free suites (tests/lib,
+# tests/inference) also run with `-p no:django`.
+
+
 @pytest.fixture
 def workspace(db):
+    from tests import factories
+
     return factories.workspace_create(name="Acme", slug="acme")
 
 
 @pytest.fixture
 def owner(workspace):
+    from apps.workspaces.roles import Role
+    from tests import factories
+
     return factories.membership_create(workspace=workspace, role=Role.OWNER).user
 
 
 @pytest.fixture
 def admin(workspace):
+    from apps.workspaces.roles import Role
+    from tests import factories
+
     return factories.membership_create(workspace=workspace, role=Role.ADMIN).user
 
 
 @pytest.fixture
 def member(workspace):
+    from apps.workspaces.roles import Role
+    from tests import factories
+
     return factories.membership_create(workspace=workspace, role=Role.MEMBER).user
 
 
 @pytest.fixture
 def viewer(workspace):
+    from apps.workspaces.roles import Role
+    from tests import factories
+
     return factories.membership_create(workspace=workspace, role=Role.VIEWER).user
 
 
 @pytest.fixture
 def outsider(db):
     """A signed-up user with a workspace of their own, but not in ``workspace``."""
+    from apps.workspaces.roles import Role
+    from tests import factories
+
     user = factories.user_create(email="outsider@example.com")
     factories.membership_create(
         workspace=factories.workspace_create(name="Elsewhere", slug="elsewhere"),
@@ -65,4 +83,6 @@ def outsider(db):
 
 @pytest.fixture
 def users_by_role(owner, admin, member, viewer):
+    from apps.workspaces.roles import Role
+
     return {Role.OWNER: owner, Role.ADMIN: admin, Role.MEMBER: member, Role.VIEWER: viewer}
