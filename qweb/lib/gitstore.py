@@ -1,0 +1,916 @@
+"""A bare git repository used as qweb's store, driven through git plumbing only.
+
+There is never a checked-out work tree: uploads become blobs, trees and commits written by
+``git fast-import``, and every read, diff and archive is computed by git from objects. Every
+git call gets an explicit environment (no system or global config, no server HOME, no
+terminal prompts), ``--git-dir`` and hooks disabled, so neither a repository's contents nor
+the server's own settings can change what a command does.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, BinaryIO, Protocol
+
+GIT = shutil.which("git") or "/usr/bin/git"
+ZERO_SHA = "0" * 40
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_TOKEN_USER = "x-access-token"  # noqa: S105 - a user name GitHub and GitLab accept
+_CHUNK = 64 * 1024
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_VALID_MODES = {"100644", "100755", "120000"}
+_FORBIDDEN_IN_IDENTITY = re.compile(r"[<>\x00-\x1f\x7f]")
+# ssh is left out on purpose: OpenSSH finds keys through the passwd entry, not $HOME, so
+# it could authenticate as the server; ext and fd run commands.
+_REMOTE_PROTOCOLS = {"https", "http", "git", "file"}
+_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+# Applied to every git command: no hooks, no fsmonitor, no credential helpers, no
+# automatic gc or maintenance, and no transport unless a clone or fetch re-enables one.
+_BASE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "credential.helper=",
+    "protocol.allow=never",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    # Keep every imported or fetched object in packs: fast-import skips objects already in
+    # a pack but not loose ones, so packs are what makes re-uploads free of duplicates.
+    "fastimport.unpackLimit=0",
+    "fetch.unpackLimit=0",
+)
+# Added for commands that talk to a remote.
+_NETWORK_CONFIG = (
+    "http.followRedirects=false",
+    "http.sslVerify=true",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    # Refuse objects crafted to attack checkouts elsewhere (".git" or ".." tree entries,
+    # hostile .gitmodules) while accepting two quirks common in old, honest repositories.
+    "transfer.fsckObjects=true",
+    "fetch.fsck.zeroPaddedFilemode=ignore",
+    "fetch.fsck.badTimezone=ignore",
+)
+
+
+class GitStoreError(Exception):
+    """A git operation failed; ``message`` is one line, safe to show and to log."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StoreEntry(Protocol):
+    """What ``commit_entries`` writes: a path, a git mode, a size and readable content."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def open(self) -> BinaryIO: ...
+
+
+@dataclass(frozen=True)
+class BytesEntry:
+    """An in-memory ``StoreEntry``, for edited files and tests."""
+
+    path: str
+    data: bytes
+    mode: str = "100644"
+
+    @property
+    def size(self) -> int:
+        """Content length in bytes."""
+        return len(self.data)
+
+    def open(self) -> BinaryIO:
+        """Open the content for reading."""
+        return io.BytesIO(self.data)
+
+
+@dataclass(frozen=True)
+class TreeItem:
+    """One row of ``ls_tree``; ``size`` is ``None`` for trees and submodules."""
+
+    mode: str
+    type: str
+    sha: str
+    size: int | None
+    path: str
+
+
+@dataclass(frozen=True)
+class BlobContent:
+    """The head of a blob: up to ``max_bytes`` of data, its full size and whether it was cut."""
+
+    data: bytes
+    size: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as shown in a history list."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    authored_at: datetime
+    committer_name: str
+    committer_email: str
+    committed_at: datetime
+    subject: str
+    message: str
+
+
+def is_binary(data: bytes) -> bool:
+    """Guess whether content is binary the way git does: a NUL in the first 8000 bytes."""
+    return b"\x00" in data[:8000]
+
+
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The explicit environment every git call runs with (nothing inherited but PATH)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # libcurl reads $HOME/.netrc and git reads ~/.gitconfig: point HOME at nothing so
+        # the server's own credentials can never be sent to a user's URL.
+        "HOME": os.devnull,
+        "XDG_CONFIG_HOME": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "GIT_ATTR_NOSYSTEM": "1",
+        "GIT_NO_REPLACE_OBJECTS": "1",
+        "GIT_PROTOCOL_FROM_USER": "0",
+        # An empty allow-list: no transport at all unless a remote operation names some.
+        "GIT_ALLOW_PROTOCOL": "",
+        "GIT_PAGER": "cat",
+        "PAGER": "cat",
+        "LC_ALL": "C",
+        "TZ": "UTC",
+    }
+    # A deployment may point OpenSSL at its own CA bundle; nothing else is passed on.
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    if extra:
+        env.update(extra)
+    return env
+
+
+class GitStore:
+    """A bare repository on disk, read and written with git plumbing only."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        # Absolute, because git runs with "/" as its working directory.
+        self.path = Path(path).absolute()
+
+    # --- creation ------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], default_branch: str = "main") -> GitStore:
+        """Create an empty bare repository whose HEAD names ``default_branch``."""
+        _check_branch_name(default_branch)
+        target = Path(path).absolute()
+        if target.exists() and any(target.iterdir()):
+            raise GitStoreError("The repository folder already exists and is not empty.")
+        created = not target.exists()
+        # git init does not create leading folders when given --git-dir.
+        target.mkdir(parents=True, exist_ok=True)
+        store = cls(target)
+        try:
+            # --template= copies nothing: no sample hooks, no description, no info/exclude.
+            store._git(
+                "init", "--bare", "--quiet", "--template=", f"--initial-branch={default_branch}"
+            )
+        except GitStoreError:
+            if created:
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+        return store
+
+    @classmethod
+    def clone(
+        cls,
+        url: str,
+        path: str | os.PathLike[str],
+        *,
+        branch: str | None = None,
+        depth: int | None = 1,
+        timeout_s: float = 300.0,
+        max_bytes: int = 1024 * 1024 * 1024,
+        pinned_resolve: str | None = None,
+        token: str | None = None,
+        token_username: str = DEFAULT_TOKEN_USER,
+        allowed_protocols: Sequence[str] = ("https",),
+    ) -> GitStore:
+        """Clone one branch of ``url`` into a new bare store; nothing is left on failure."""
+        target = Path(path).absolute()
+        if target.exists() and any(target.iterdir()):
+            raise GitStoreError("The repository folder already exists and is not empty.")
+        created = not target.exists()
+        remote = _Remote(
+            url, timeout_s, max_bytes, pinned_resolve, token, token_username, allowed_protocols
+        )
+        deadline = time.monotonic() + timeout_s
+        try:
+            if branch is None:
+                branch = _remote_default_branch(remote, deadline)
+            store = cls.init(target, branch)
+            store._fetch_branch(remote, branch, depth, deadline)
+        except BaseException:
+            if created:
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                for child in target.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+            raise
+        return store
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        branch: str | None = None,
+        depth: int | None = 1,
+        timeout_s: float = 300.0,
+        max_bytes: int = 1024 * 1024 * 1024,
+        pinned_resolve: str | None = None,
+        token: str | None = None,
+        token_username: str = DEFAULT_TOKEN_USER,
+        allowed_protocols: Sequence[str] = ("https",),
+    ) -> str:
+        """Update ``branch`` (the store's HEAD branch by default) from ``url``; return its sha."""
+        remote = _Remote(
+            url, timeout_s, max_bytes, pinned_resolve, token, token_username, allowed_protocols
+        )
+        deadline = time.monotonic() + timeout_s
+        branch = branch or self.head_branch()
+        self._fetch_branch(remote, branch, depth, deadline)
+        return self.resolve(f"refs/heads/{branch}")
+
+    def _fetch_branch(
+        self, remote: _Remote, branch: str, depth: int | None, deadline: float
+    ) -> None:
+        _check_branch_name(branch)
+        args = [
+            GIT,
+            *remote.config_args(),
+            "--git-dir",
+            str(self.path),
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-recurse-submodules",
+            "--no-write-fetch-head",
+        ]
+        if depth:
+            args.append(f"--depth={int(depth)}")
+        # Forced: a re-import follows the remote even after a force-push there.
+        args += ["--", remote.url, f"+refs/heads/{branch}:refs/heads/{branch}"]
+        _run_remote(
+            args, remote, what="Fetching the repository", watch=self.path, deadline=deadline
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> str:
+        """Return the commit sha that ``ref`` (a branch, tag or sha) names."""
+        sha = self.resolve_optional(ref)
+        if sha is None:
+            raise GitStoreError(f"No commit named {ref!r} in this repository.")
+        return sha
+
+    def resolve_optional(self, ref: str) -> str | None:
+        """Like ``resolve`` but return ``None`` when the ref does not exist."""
+        _check_ref(ref)
+        result = self._git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False
+        )
+        if result.returncode != 0:
+            return None
+        return result.stdout.decode().strip()
+
+    def head_branch(self) -> str:
+        """Return the branch HEAD points at (the repository's default branch)."""
+        return self._git("symbolic-ref", "--short", "HEAD").stdout.decode().strip()
+
+    def ls_tree(self, commit: str, path: str = "", recursive: bool = False) -> list[TreeItem]:
+        """List the folder ``path`` of ``commit`` (every file below it when ``recursive``)."""
+        _check_ref(commit)
+        path = path.strip("/")
+        if path:
+            _check_tree_path(path)
+        args = ["ls-tree", "-z", "--long"]
+        if recursive:
+            args.append("-r")
+        result = self._git(*args, "--end-of-options", f"{commit}:{path}", check=False)
+        if result.returncode != 0:
+            raise GitStoreError(f"No folder {path or '/'!r} in {commit!r}.")
+        prefix = f"{path}/" if path else ""
+        items = []
+        for record in result.stdout.split(b"\x00"):
+            if not record:
+                continue
+            meta, name = record.split(b"\t", 1)
+            mode, kind, sha, size = meta.decode().split()
+            items.append(
+                TreeItem(
+                    mode=mode,
+                    type=kind,
+                    sha=sha,
+                    size=None if size == "-" else int(size),
+                    path=prefix + name.decode("utf-8", "surrogateescape"),
+                )
+            )
+        return items
+
+    def read_blob(self, sha: str, max_bytes: int) -> BlobContent:
+        """Read at most ``max_bytes`` of a blob without loading the rest into memory."""
+        if not _SHA.match(sha):
+            raise GitStoreError(f"{sha!r} is not a blob id.")
+        proc = _Process(self._cmd("cat-file", "--batch"), stdin=subprocess.PIPE)
+        try:
+            stdin, stdout = proc.pipes()
+            stdin.write(sha.encode() + b"\n")
+            stdin.close()
+            header = stdout.readline().decode().split()
+            if len(header) != 3 or header[1] != "blob":
+                raise GitStoreError(f"No blob {sha} in this repository.")
+            size = int(header[2])
+            data = _read_up_to(stdout, min(size, max_bytes))
+        finally:
+            proc.stop()
+        return BlobContent(data=data, size=size, truncated=size > len(data))
+
+    def iter_blobs(self, shas: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """Yield ``(sha, content)`` for many blobs from one ``cat-file --batch`` process."""
+        for sha in shas:
+            if not _SHA.match(sha):
+                raise GitStoreError(f"{sha!r} is not a blob id.")
+        if not shas:
+            return
+        proc = _Process(self._cmd("cat-file", "--batch"), stdin=subprocess.PIPE)
+        stdin, stdout = proc.pipes()
+
+        def feed() -> None:
+            # Written from a thread: git answers while we still ask, and both pipes are bounded.
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                for sha in shas:
+                    stdin.write(sha.encode() + b"\n")
+                stdin.close()
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        try:
+            for sha in shas:
+                header = stdout.readline().decode().split()
+                if len(header) != 3 or header[1] != "blob":
+                    raise GitStoreError(f"No blob {sha} in this repository.")
+                size = int(header[2])
+                data = _read_up_to(stdout, size)
+                stdout.read(1)  # the newline after each object
+                yield sha, data
+        finally:
+            proc.stop()
+            writer.join(timeout=5)
+
+    def log(self, ref: str = "HEAD", limit: int = 50, offset: int = 0) -> list[CommitInfo]:
+        """Return up to ``limit`` commits reachable from ``ref``, newest first."""
+        _check_ref(ref)
+        fields = "%H%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x00%s%x00%B%x00%x1e"
+        result = self._git(
+            "log",
+            "--no-color",
+            "--no-show-signature",
+            f"--format={fields}",
+            f"--max-count={int(limit)}",
+            f"--skip={int(offset)}",
+            "--end-of-options",
+            ref,
+            "--",
+        )
+        commits = []
+        for record in result.stdout.split(b"\x1e"):
+            record = record.lstrip(b"\n")
+            if not record:
+                continue
+            values = record.decode("utf-8", "replace").split("\x00")
+            sha, parents, an, ae, at, cn, ce, ct, subject, message = values[:10]
+            commits.append(
+                CommitInfo(
+                    sha=sha,
+                    parents=tuple(parents.split()),
+                    author_name=an,
+                    author_email=ae,
+                    authored_at=datetime.fromtimestamp(int(at), UTC),
+                    committer_name=cn,
+                    committer_email=ce,
+                    committed_at=datetime.fromtimestamp(int(ct), UTC),
+                    subject=subject,
+                    message=message,
+                )
+            )
+        return commits
+
+    def diff(
+        self,
+        base: str,
+        head: str,
+        *,
+        paths: Sequence[str] = (),
+        context_lines: int = 3,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> str:
+        """Return git's unified diff from ``base`` to ``head`` (commits or trees)."""
+        _check_ref(base)
+        _check_ref(head)
+        for path in paths:
+            _check_tree_path(path)
+        # No external diff tools or textconv filters: only git's own diff code ever runs.
+        cmd = self._cmd(
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "-M",
+            f"--unified={int(context_lines)}",
+            "--end-of-options",
+            base,
+            head,
+            "--",
+            *paths,
+        )
+        proc = _Process(cmd)
+        try:
+            data = proc.pipes()[1].read(max_bytes + 1)
+        finally:
+            stderr = proc.stop()
+        if len(data) > max_bytes:
+            raise GitStoreError("The diff is too large to show.")
+        if proc.returncode != 0:
+            raise GitStoreError(_failure("Computing the diff", stderr))
+        return data.decode("utf-8", "replace")
+
+    def archive(self, commit: str, fmt: str = "zip", *, prefix: str = "") -> Iterator[bytes]:
+        """Stream ``commit`` as a zip or tar.gz download, in chunks."""
+        if fmt not in ("zip", "tar.gz"):
+            raise GitStoreError(f"Unsupported archive format {fmt!r}.")
+        sha = self.resolve(commit)
+        if prefix:
+            _check_tree_path(prefix.rstrip("/"))
+            prefix = prefix.rstrip("/") + "/"
+        cmd = self._cmd("archive", f"--format={fmt}", f"--prefix={prefix}", "--end-of-options", sha)
+        return self._stream(cmd, what="Creating the archive")
+
+    def _stream(self, cmd: list[str], *, what: str) -> Iterator[bytes]:
+        proc = _Process(cmd)
+        try:
+            stdout = proc.pipes()[1]
+            while chunk := stdout.read(_CHUNK):
+                yield chunk
+        finally:
+            # Also reached when the consumer stops early (a cancelled download).
+            stderr = proc.stop()
+        if proc.returncode != 0:
+            raise GitStoreError(_failure(what, stderr))
+
+    # --- writing -------------------------------------------------------------------------
+
+    def commit_entries(
+        self,
+        entries: Iterable[StoreEntry],
+        *,
+        branch: str,
+        author_name: str,
+        author_email: str,
+        message: str,
+        parent: str | None = None,
+        when: datetime | None = None,
+    ) -> str:
+        """Write ``entries`` as the complete tree of a new commit on ``branch``; return its sha.
+
+        ``parent`` defaults to the branch's current tip (a root commit if the branch is new).
+        The branch moves only if it still points at that parent, so two concurrent imports
+        cannot silently overwrite each other.
+        """
+        _check_branch_name(branch)
+        _check_identity(author_name, author_email)
+        branch_ref = f"refs/heads/{branch}"
+        current = self.resolve_optional(branch_ref)
+        if parent is None:
+            parent = current
+        else:
+            parent = self.resolve(parent)
+            if current is not None and current != parent:
+                raise GitStoreError(
+                    f"The branch {branch!r} has moved on from {parent[:12]}; start from its tip."
+                )
+        # fast-import writes to a private ref; the branch itself moves in one checked step.
+        temp_ref = f"refs/qweb/import/{uuid.uuid4().hex}"
+        timestamp = int((when or datetime.now(UTC)).timestamp())
+        identity = f"{author_name} <{author_email}> {timestamp} +0000".encode()
+        try:
+            self._fast_import(entries, temp_ref, identity, message.encode(), parent)
+            sha = self.resolve(temp_ref)
+            transaction = f"update {branch_ref} {sha} {current or ZERO_SHA}\n".encode()
+            result = self._git("update-ref", "--stdin", input=transaction, check=False)
+            if result.returncode != 0:
+                raise GitStoreError(
+                    f"The branch {branch!r} changed while the commit was being written; try again."
+                )
+        finally:
+            self._git("update-ref", "-d", temp_ref, check=False)
+        return sha
+
+    def _fast_import(
+        self,
+        entries: Iterable[StoreEntry],
+        ref: str,
+        identity: bytes,
+        message: bytes,
+        parent: str | None,
+    ) -> None:
+        # Judged before git starts: a stream abandoned half-way leaves a crash report and a
+        # pack of orphan objects behind in the store.
+        checked = list(entries)
+        seen: set[str] = set()
+        for entry in checked:
+            _check_tree_path(entry.path)
+            if entry.mode not in _VALID_MODES:
+                raise GitStoreError(f"Unsupported file mode {entry.mode!r} for {entry.path!r}.")
+            if entry.path in seen:
+                raise GitStoreError(f"The path {entry.path!r} appears twice.")
+            seen.add(entry.path)
+        cmd = self._cmd("fast-import", "--quiet", "--done", "--date-format=raw")
+        proc = _Process(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        stdin = proc.pipes()[0]
+        commands: list[bytes] = []
+        broken = False
+        try:
+            for mark, entry in enumerate(checked, start=1):
+                # fast-import stores identical content once, including content already in
+                # the repository's packs, so an unchanged file costs nothing on re-upload.
+                stdin.write(b"blob\nmark :%d\ndata %d\n" % (mark, entry.size))
+                with entry.open() as content:
+                    _copy_exactly(content, stdin, entry.size, entry.path)
+                stdin.write(b"\n")
+                commands.append(b"M %s :%d %s\n" % (entry.mode.encode(), mark, _quote(entry.path)))
+            stdin.write(b"commit %s\n" % ref.encode())
+            stdin.write(b"author %s\ncommitter %s\n" % (identity, identity))
+            stdin.write(b"data %d\n%s\n" % (len(message), message))
+            if parent:
+                stdin.write(b"from %s\n" % parent.encode())
+            stdin.write(b"deleteall\n")
+            stdin.writelines(commands)
+            stdin.write(b"\ndone\n")
+            stdin.close()
+            proc.wait(DEFAULT_TIMEOUT_S * 10)
+        except BrokenPipeError:
+            # fast-import stopped reading; its own complaint is reported below.
+            broken = True
+        finally:
+            # Without "done" fast-import refuses to update anything and writes a crash
+            # report (with paths from the upload) that must not stay in the store.
+            stderr = proc.stop()
+            (self.path / f"fast_import_crash_{proc.popen.pid}").unlink(missing_ok=True)
+        if broken or proc.returncode != 0:
+            raise GitStoreError(_failure("Writing the commit", stderr))
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [GIT, *_config_args(), "--git-dir", str(self.path), *args]
+
+    def _git(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return _run(
+            self._cmd(*args), input=input, check=check, timeout=timeout, what=f"git {args[0]}"
+        )
+
+
+# --- remotes -----------------------------------------------------------------------------
+
+
+class _Remote:
+    """Everything needed to talk to one remote safely: URL, limits, pinning and token."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        max_bytes: int,
+        pinned_resolve: str | None,
+        token: str | None,
+        token_username: str,
+        allowed_protocols: Sequence[str],
+    ) -> None:
+        if not url or url.startswith("-") or any(ord(ch) < 0x20 for ch in url):
+            raise GitStoreError("The repository URL is not valid.")
+        for protocol in allowed_protocols:
+            if protocol not in _REMOTE_PROTOCOLS:
+                raise GitStoreError(f"The protocol {protocol!r} cannot be enabled.")
+        if pinned_resolve is not None and any(ch in pinned_resolve for ch in "\n\r\x00, "):
+            raise GitStoreError("The pinned address is not valid.")
+        self.url = url
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.pinned_resolve = pinned_resolve
+        self.allowed_protocols = tuple(allowed_protocols)
+        self.secrets: list[str] = []
+        self.extra_env = {"GIT_ALLOW_PROTOCOL": ":".join(self.allowed_protocols)}
+        if token:
+            credentials = base64.b64encode(f"{token_username}:{token}".encode()).decode()
+            # Through the environment, never argv: a command line is visible to every user
+            # of the machine and ends up in error messages and logs.
+            self.extra_env.update(
+                GIT_CONFIG_COUNT="1",
+                GIT_CONFIG_KEY_0="http.extraHeader",
+                GIT_CONFIG_VALUE_0=f"Authorization: Basic {credentials}",
+            )
+            self.secrets += [token, credentials]
+
+    def config_args(self) -> list[str]:
+        settings = [*_NETWORK_CONFIG]
+        settings += [f"protocol.{name}.allow=always" for name in self.allowed_protocols]
+        if self.pinned_resolve:
+            settings.append(f"http.curloptResolve={self.pinned_resolve}")
+        return _config_args(settings)
+
+    def scrub(self, text: str) -> str:
+        return scrub_secrets(text, self.secrets)
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Remove tokens and any credentials embedded in URLs from a message."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@", r"\1***@", text)
+
+
+def _remote_default_branch(remote: _Remote, deadline: float) -> str:
+    """Ask the remote which branch its HEAD points at."""
+    with tempfile.TemporaryDirectory(prefix="qweb-ls-remote-") as empty:
+        # ls-remote needs no repository, but is given an empty one so that no repository
+        # found by walking up from some working directory is ever consulted.
+        GitStore(empty)._git("init", "--bare", "--quiet", "--template=")
+        args = [GIT, *remote.config_args(), "--git-dir", empty, "ls-remote", "--symref"]
+        args += ["--", remote.url, "HEAD"]
+        output = _run_remote(
+            args, remote, what="Reading the repository", watch=None, deadline=deadline
+        )
+    for line in output.decode("utf-8", "replace").splitlines():
+        if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+            return line[len("ref: refs/heads/") : -len("\tHEAD")]
+    raise GitStoreError("The remote repository has no default branch; name a branch.")
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def _config_args(settings: Iterable[str] = ()) -> list[str]:
+    args = []
+    for setting in (*_BASE_CONFIG, *settings):
+        args += ["-c", setting]
+    return args
+
+
+class _Process:
+    """A git process whose stderr goes to a file (no pipe deadlocks), always fully stopped."""
+
+    def __init__(
+        self,
+        cmd: list[str],
+        *,
+        stdin: int = subprocess.DEVNULL,
+        stdout: int | IO[bytes] = subprocess.PIPE,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        # Closed in stop(), which every caller reaches through try/finally.
+        self.stderr_file = tempfile.TemporaryFile()  # noqa: SIM115
+        # A process group of its own, so stopping it also stops git's helpers
+        # (remote-https, index-pack, upload-pack); "/" as working directory, so no
+        # repository is ever discovered from wherever the server happens to run.
+        self.popen = subprocess.Popen(
+            cmd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=self.stderr_file,
+            env=env if env is not None else git_env(),
+            cwd="/",
+            start_new_session=True,
+        )
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        return self.popen.stdin, self.popen.stdout  # type: ignore[return-value]
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; return whether the process has ended."""
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+    def stop(self) -> bytes:
+        """Make sure the process and its helpers are gone; return what it wrote to stderr."""
+        for stream in (self.popen.stdin, self.popen.stdout):
+            if stream is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    stream.close()
+        if not self.wait(5.0):
+            self.kill()
+        self.stderr_file.seek(0)
+        errors = self.stderr_file.read()
+        self.stderr_file.close()
+        return errors
+
+
+def _run(
+    cmd: list[str],
+    *,
+    what: str,
+    input: bytes | None = None,
+    check: bool = True,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> subprocess.CompletedProcess[bytes]:
+    proc = _Process(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    try:
+        stdout, _ = proc.popen.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.stop()
+        raise GitStoreError(f"{what} took longer than {timeout:g} seconds.") from None
+    stderr = proc.stop()
+    result = subprocess.CompletedProcess(cmd, proc.popen.returncode, stdout, stderr)
+    if check and result.returncode != 0:
+        raise GitStoreError(_failure(what, stderr))
+    return result
+
+
+def _run_remote(
+    cmd: list[str], remote: _Remote, *, what: str, watch: Path | None, deadline: float
+) -> bytes:
+    """Run a network git command under a time limit and a limit on what it writes to disk."""
+    if time.monotonic() > deadline:
+        raise GitStoreError(f"{what} took longer than {remote.timeout_s:g} seconds.")
+    baseline = _disk_usage(watch) if watch else 0
+    too_big = f"The repository is larger than the {_megabytes(remote.max_bytes)} limit."
+    with tempfile.TemporaryFile() as out:
+        proc = _Process(cmd, stdout=out, env=git_env(remote.extra_env))
+        problem = None
+        while problem is None and not proc.wait(0.1):
+            if time.monotonic() > deadline:
+                problem = f"{what} took longer than {remote.timeout_s:g} seconds."
+            elif watch and _disk_usage(watch) - baseline > remote.max_bytes:
+                problem = too_big
+        if problem:
+            proc.kill()
+        stderr = proc.stop()
+        if problem is None and watch and _disk_usage(watch) - baseline > remote.max_bytes:
+            problem = too_big
+        if problem:
+            raise GitStoreError(problem)
+        if proc.returncode != 0:
+            raise GitStoreError(remote.scrub(_failure(what, stderr)))
+        out.seek(0)
+        return out.read()
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            # git renames temporary packs as it goes; a vanished file is simply skipped.
+            with contextlib.suppress(FileNotFoundError):
+                total += (Path(folder) / name).lstat().st_size
+    return total
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / (1024 * 1024):g} MB"
+
+
+def _failure(what: str, stderr: bytes) -> str:
+    """One line: what failed and git's first error (or its last words)."""
+    lines = [
+        line.strip()
+        for line in stderr.decode("utf-8", "replace").splitlines()
+        if line.strip() and not line.startswith("hint:")
+    ]
+    detail = lines[-1] if lines else "git reported no details"
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            detail = line
+            break
+    return scrub_secrets(f"{what} failed: {detail}", ())[:500]
+
+
+def _read_up_to(stream: IO[bytes], count: int) -> bytes:
+    chunks = []
+    while count > 0:
+        chunk = stream.read(min(count, _CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _copy_exactly(source: BinaryIO, target: IO[bytes], size: int, path: str) -> None:
+    remaining = size
+    while remaining > 0:
+        chunk = source.read(min(remaining, _CHUNK))
+        if not chunk:
+            raise GitStoreError(f"The content of {path!r} is shorter than its stated size.")
+        target.write(chunk)
+        remaining -= len(chunk)
+    if source.read(1):
+        raise GitStoreError(f"The content of {path!r} is longer than its stated size.")
+
+
+def _quote(path: str) -> bytes:
+    # fast-import reads C-style quoted paths; always quoting means a path can never be
+    # mistaken for the rest of a command.
+    escaped = path.replace("\\", "\\\\").replace('"', '\\"')
+    return b'"' + escaped.encode("utf-8") + b'"'
+
+
+def _check_tree_path(path: str) -> None:
+    """Defence in depth: callers validate paths, but the store never writes a bad one."""
+    parts = path.split("/")
+    if (
+        not path
+        or any(part in ("", ".", "..") for part in parts)
+        or any(part.casefold() == ".git" for part in parts)
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path)
+    ):
+        raise GitStoreError(f"The path {path!r} cannot be stored.")
+
+
+def _check_ref(ref: str) -> None:
+    if not ref or ref.startswith("-") or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in ref):
+        raise GitStoreError(f"{ref!r} is not a valid revision.")
+
+
+def _check_branch_name(branch: str) -> None:
+    """Apply git check-ref-format's rules (in Python: no process needed to say no)."""
+    parts = branch.split("/")
+    if (
+        not branch
+        or branch.startswith("-")
+        or branch == "@"
+        or "@{" in branch
+        or ".." in branch
+        or branch.endswith(".")
+        or _BAD_REF_CHARS.search(branch)
+        or any(not part or part.startswith(".") or part.endswith(".lock") for part in parts)
+    ):
+        raise GitStoreError(f"{branch!r} is not a valid branch name.")
+
+
+def _check_identity(name: str, email: str) -> None:
+    if not name or not email or _FORBIDDEN_IN_IDENTITY.search(name + email):
+        raise GitStoreError("The author name or email contains characters git cannot store.")
