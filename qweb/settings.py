@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.workspaces",
     "apps.ops",
+    "apps.repos",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,29 @@ DEFAULT_FROM_EMAIL = env.str("QWEB_EMAIL_FROM", "qweb <qweb@localhost>")
 # (the default once REDIS_URL says this is a multi-process deployment).
 QWEB_EMBEDDED_WORKER = env.bool("QWEB_EMBEDDED_WORKER", not REDIS_URL)
 
+# Repositories: limits on uploads and clones (sizes in MiB).
+QWEB_UPLOAD_MAX_MB = env.int("QWEB_UPLOAD_MAX_MB", 200, minimum=1)
+QWEB_ARCHIVE_MAX_TOTAL_MB = env.int("QWEB_ARCHIVE_MAX_TOTAL_MB", 1024, minimum=1)
+QWEB_ARCHIVE_MAX_FILES = env.int("QWEB_ARCHIVE_MAX_FILES", 50_000, minimum=1)
+QWEB_ARCHIVE_MAX_FILE_MB = env.int("QWEB_ARCHIVE_MAX_FILE_MB", 50, minimum=1)
+QWEB_ARCHIVE_MAX_RATIO = env.int("QWEB_ARCHIVE_MAX_RATIO", 200, minimum=2)
+QWEB_CLONE_TIMEOUT_S = env.int("QWEB_CLONE_TIMEOUT_S", 300, minimum=5)
+QWEB_CLONE_MAX_MB = env.int("QWEB_CLONE_MAX_MB", 1024, minimum=1)
+QWEB_CLONE_SCHEMES = env.list("QWEB_CLONE_SCHEMES", ["https"])
+for _scheme in QWEB_CLONE_SCHEMES:
+    # ssh is not offered: OpenSSH reads keys from the server user's home whatever $HOME
+    # says, so a clone could authenticate with the server's own keys.
+    if _scheme not in {"https", "http", "git", "file"}:
+        raise ImproperlyConfigured(
+            f"QWEB_CLONE_SCHEMES may name https, http, git and file; got {_scheme!r}."
+        )
+QWEB_CLONE_ALLOW_PRIVATE = env.bool("QWEB_CLONE_ALLOW_PRIVATE", False)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
+
+# The model: a local directory laid out like a Hugging Face checkpoint. Its tokenizer also
+# counts tokens for the index and context budgets.
+QWEB_MODEL_DIR = env.path("QWEB_MODEL_DIR", DATA_DIR / "models" / "demo")
+
 # Workspaces.
 QWEB_INVITATION_DAYS = env.int("QWEB_INVITATION_DAYS", 7, minimum=1, maximum=90)
 
@@ -239,5 +263,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("QWEB_LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "bm25s": {"level": "WARNING"},
+    },
 }

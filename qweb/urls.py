@@ -7,5 +7,6 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("invitations/<str:token>/", workspace_views.invitation_accept, name="invitation_accept"),
     path("healthz", healthz, name="healthz"),
+    path("", include("apps.repos.urls")),
     path("", include("apps.workspaces.urls")),
 ]

@@ -72,6 +72,8 @@ def workspace_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "member_count": workspace.memberships.count(),
             "pending_count": invitation_list_pending(workspace=workspace).count(),
             "role_help": ROLE_HELP[membership.role_enum],
+            "repositories": workspace.repositories.order_by("name"),
+            "can_contribute": can(membership.role, Action.CONTRIBUTE),
         },
     )
 

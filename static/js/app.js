@@ -109,3 +109,63 @@
     if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }
   });
 })();
+
+// Uploads: drag and drop onto the drop zone, and a real progress bar while the bytes go up.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.querySelector("form[data-upload]");
+    if (!form) return;
+    var zone = form.querySelector("[data-dropzone]");
+    var input = form.querySelector("input[type=file]");
+    var bar = form.querySelector("[data-upload-progress]");
+    var status = form.querySelector("[data-upload-status]");
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.add("dragover"); });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.remove("dragover"); });
+    });
+    zone.addEventListener("drop", function (e) {
+      if (e.dataTransfer.files.length) {
+        input.files = e.dataTransfer.files;
+        status.textContent = "Ready to upload " + input.files[0].name + ".";
+        var name = form.querySelector("[name=name]");
+        if (name && !name.value) name.value = input.files[0].name.replace(/\.(zip|tar|tgz|txz|tar\.gz|tar\.xz)$/i, "");
+      }
+    });
+    form.addEventListener("submit", function (e) {
+      if (!input.files.length) return;  // let the server say what is missing
+      e.preventDefault();
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action || location.href);
+      xhr.upload.onprogress = function (p) {
+        if (!p.lengthComputable) return;
+        bar.hidden = false;
+        bar.value = Math.round(100 * p.loaded / p.total);
+        status.textContent = "Uploading… " + bar.value + "%";
+      };
+      xhr.onload = function () {
+        if (xhr.responseURL && xhr.responseURL !== location.href && xhr.status < 400) {
+          location.href = xhr.responseURL;
+        } else {
+          document.open(); document.write(xhr.responseText); document.close();
+        }
+      };
+      xhr.onerror = function () { status.textContent = "The upload failed: the connection was lost. Try again."; };
+      form.querySelector("button[type=submit]").disabled = true;
+      xhr.send(new FormData(form));
+    });
+  });
+})();
+
+// Keyboard: "/" opens or focuses search, as on code hosts people know.
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  var target = event.target;
+  if (target.closest("input, textarea, select, [contenteditable]")) return;
+  var field = document.querySelector("input[type=search]");
+  if (field) { event.preventDefault(); field.focus(); return; }
+  var link = document.querySelector("[data-shortcut='/']");
+  if (link) { event.preventDefault(); location.href = link.href; }
+});

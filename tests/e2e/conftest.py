@@ -50,6 +50,8 @@ def live_server_url(transactional_db) -> Iterator[str]:
         "DATABASE_URL": _database_url(),
         "QWEB_DATA_DIR": str(settings.DATA_DIR),
         "QWEB_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # One server process runs the background tasks too, as in the embedded setup.
+        "QWEB_EMBEDDED_WORKER": "true",
     }
     log_path = ARTIFACTS / f"daphne-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,37 @@
+"""Reads for repositories."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from apps.ops.models import Task
+from apps.repos.models import Repository
+from apps.workspaces.models import Workspace
+
+REPO_TASK_KINDS = ("repo.import", "repo.clone", "repo.sync")
+
+
+def repository_list(*, workspace: Workspace) -> QuerySet[Repository]:
+    return workspace.repositories.order_by("name")
+
+
+def repository_get(*, workspace: Workspace, slug: str) -> Repository:
+    """A repository of ``workspace``; 404 for any other (nothing is confirmed to exist)."""
+    repository = workspace.repositories.filter(slug=slug).first()
+    if repository is None:
+        raise Http404("No such repository.")
+    return repository
+
+
+def repository_task_get(*, workspace: Workspace, task_id: int) -> Task:
+    task = Task.objects.filter(pk=task_id, workspace=workspace, kind__in=REPO_TASK_KINDS).first()
+    if task is None:
+        raise Http404("No such import.")
+    return task
+
+
+def repository_tasks_recent(*, workspace: Workspace, limit: int = 5) -> QuerySet[Task]:
+    return Task.objects.filter(workspace=workspace, kind__in=REPO_TASK_KINDS).order_by(
+        "-created_at"
+    )[:limit]
