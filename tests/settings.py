@@ -17,3 +17,7 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 # Serve static files straight from the source folders: no collectstatic before tests.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Tests run background tasks explicitly (TaskRunner.run_once); the live-server tests turn
+# the embedded runner on in their own server process.
+QWEB_EMBEDDED_WORKER = False

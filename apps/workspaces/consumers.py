@@ -61,6 +61,13 @@ class WorkspaceConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json({"type": "pong"})
 
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        # Binary frames carry no JSON: answer them as malformed instead of crashing.
+        content = await self.decode_json(text_data) if text_data else None
+        await self.receive_json(content, **kwargs)
+
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
         try:

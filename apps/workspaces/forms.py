@@ -6,9 +6,14 @@ from apps.workspaces.models import Workspace, slug_validator
 from apps.workspaces.roles import Role
 
 
+class LowercaseCharField(forms.CharField):
+    def to_python(self, value: object) -> str:
+        return super().to_python(value).strip().lower()
+
+
 class WorkspaceCreateForm(forms.Form):
     name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autofocus": True}))
-    slug = forms.CharField(
+    slug = LowercaseCharField(
         label="Address",
         max_length=50,
         validators=[slug_validator],

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -152,6 +152,8 @@ def member_change_role(request: HttpRequest, slug: str, membership_id: int) -> H
     form = RoleForm(request.POST)
     status = 200
     if not form.is_valid():
+        if not request.htmx:
+            return HttpResponseBadRequest("Choose one of the listed roles.")
         messages.error(request, "Choose one of the listed roles.")
         status = 400
     else:
