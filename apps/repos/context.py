@@ -1,0 +1,336 @@
+"""The context builder: which files of a repository answer a question, packed into a budget.
+
+Chat and ``manage.py repo_context`` both call ``context_build``. Files are ranked by several
+signals, each of which is reported as a reason so people can see why a file went in:
+
+- **search**: BM25 over code chunks with identifier-aware tokens (best chunk per file, plus a
+  little for further matching chunks);
+- **symbol**: the file defines an identifier the question names (``get_user_model``);
+- **path**: the question names the file's folder or file name;
+- **map**: the repository map's PageRank, personalised towards the files found above, adds
+  the files those files lean on;
+- **django**: for a Django project, a question that names a URL, view, model or template
+  brings in the linked URLconf → view → template files;
+- **pinned**: files the user pinned come first, whole.
+
+Packing: pinned files, then the repository map outline (a fixed share of the budget), then
+ranked files whole while they fit, then the best chunks of the next files.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from apps.repos.indexing import blob_symbols
+from apps.repos.models import IndexedBlob, IndexedCommit, Repository
+from apps.repos.search import index_for
+from apps.repos.tokens import token_counter
+from qweb.lib.codeindex.django_aware import DjangoProject, analyze
+from qweb.lib.codeindex.repomap import RepoMap, build_repo_map
+from qweb.lib.codeindex.tokens import tokenize
+from qweb.lib.gitstore import GitStore
+
+REPO_MAP_SHARE = 0.1
+MAX_CANDIDATES = 40
+_IDENTIFIER = re.compile(
+    r"`([^`]+)`|\b([A-Za-z_][A-Za-z0-9_]*(?:_[A-Za-z0-9_]+|[a-z][A-Z][A-Za-z0-9_]*))\b"
+)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ContextError(Exception):
+    """The repository or commit cannot give context (not indexed yet, unknown commit)."""
+
+
+@dataclass
+class RankedFile:
+    path: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    tokens: int = 0
+    included: str = "no"  # "whole", "chunks" or "no"
+    pinned: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "score": round(self.score, 4),
+            "why": self.reasons,
+            "tokens": self.tokens,
+            "included": self.included,
+            "pinned": self.pinned,
+        }
+
+
+@dataclass
+class RepoContext:
+    repository_id: int
+    commit: str
+    query: str
+    budget: int
+    files: list[RankedFile]
+    repo_map: str
+    repo_map_tokens: int
+    chunks: list[dict[str, Any]]
+    packed_tokens: int
+    tokenizer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository_id,
+            "commit": self.commit,
+            "query": self.query,
+            "budget": self.budget,
+            "tokenizer": self.tokenizer,
+            "packed_tokens": self.packed_tokens,
+            "repo_map_tokens": self.repo_map_tokens,
+            "files": [item.as_dict() for item in self.files],
+        }
+
+
+def query_identifiers(query: str) -> set[str]:
+    """Identifiers a question names: `quoted`, snake_case or camelCase words."""
+    found = set()
+    for quoted, bare in _IDENTIFIER.findall(query):
+        found.update(_WORD.findall(quoted) if quoted else [bare])
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _repo_map(indexed_id: int, sha: str) -> tuple[RepoMap, dict[str, int]]:
+    indexed = IndexedCommit.objects.get(pk=indexed_id)
+    blobs = IndexedBlob.objects.in_bulk({row[1] for row in indexed.manifest})
+    files = []
+    tokens = {}
+    for path, blob_sha, _ in indexed.manifest:
+        blob = blobs.get(blob_sha)
+        if blob is None:
+            continue
+        tokens[path] = blob.tokens
+        if blob.definitions or blob.references:
+            files.append(blob_symbols(path, blob))
+    return build_repo_map(files), tokens
+
+
+@functools.lru_cache(maxsize=8)
+def _django(repository_id: int, store_path: str, sha: str, manifest_key: int) -> DjangoProject:
+    indexed = IndexedCommit.objects.get(repository_id=repository_id, sha=sha)
+    wanted = [
+        (path, blob_sha)
+        for path, blob_sha, _ in indexed.manifest
+        if path.endswith((".py", ".html", ".txt", ".jinja", ".jinja2"))
+    ]
+    store = GitStore(store_path)
+    files = {
+        path: data
+        for (path, _), (_, data) in zip(
+            wanted, store.iter_blobs([sha_ for _, sha_ in wanted]), strict=True
+        )
+    }
+    return analyze(files)
+
+
+def _django_matches(
+    project: DjangoProject, words: set[str], identifiers: set[str]
+) -> dict[str, list[str]]:
+    """Files linked to URL patterns, views, models or templates the question mentions."""
+    found: dict[str, list[str]] = defaultdict(list)
+    if not project.detected:
+        return found
+    lowered = {word.lower() for word in words}
+    for link in project.links:
+        names = {link.url_name or "", link.view_symbol or ""}
+        route_words = set(_WORD.findall(link.route or ""))
+        if (
+            (names & identifiers)
+            or ({n.lower() for n in names if n} & lowered)
+            or (route_words and route_words <= lowered)
+        ):
+            label = link.url_name or link.route or link.view_symbol
+            found[link.urlconf_path].append(f"django: URL {label}")
+            if link.view_path:
+                found[link.view_path].append(f"django: view of URL {label}")
+            for template in link.template_paths:
+                found[template].append(f"django: template of URL {label}")
+    for model in project.models:
+        if model.name in identifiers or model.name.lower() in lowered:
+            found[model.path].append(f"django: model {model.name}")
+    if lowered & {"setting", "settings", "installed_apps", "middleware"}:
+        for module in project.settings:
+            found[module.path].append("django: settings module")
+    return found
+
+
+def context_build(
+    *,
+    repository: Repository,
+    query: str,
+    budget_tokens: int,
+    sha: str | None = None,
+    pinned: list[str] | tuple[str, ...] = (),
+) -> RepoContext:
+    """Rank the files of ``sha`` (the head by default) for ``query`` and pack them."""
+    sha = sha or repository.head_sha
+    indexed = IndexedCommit.objects.filter(
+        repository=repository, sha=sha, state=IndexedCommit.State.READY
+    ).first()
+    if indexed is None:
+        raise ContextError(f"Commit {sha[:12]} of {repository.name} is not indexed yet.")
+    manifest = {path: blob_sha for path, blob_sha, _ in indexed.manifest}
+    unknown = [path for path in pinned if path not in manifest]
+    if unknown:
+        raise ContextError(f"No such file in this commit: {', '.join(unknown)}.")
+    index = index_for(indexed)
+    repo_map, file_tokens = _repo_map(indexed.pk, indexed.sha)
+    words = set(_WORD.findall(query))
+    identifiers = query_identifiers(query)
+    query_tokens = set(tokenize(query))
+
+    scores: dict[str, float] = defaultdict(float)
+    reasons: dict[str, list[str]] = defaultdict(list)
+
+    # Search: the best chunk per file counts fully, further chunks a little.
+    per_file: dict[str, list[float]] = defaultdict(list)
+    for doc_id, score in index.search(query, k=MAX_CANDIDATES * 3):
+        per_file[index.document(doc_id).path].append(score)
+    top = max((max(values) for values in per_file.values()), default=0.0) or 1.0
+    for path, values in per_file.items():
+        values.sort(reverse=True)
+        scores[path] += (values[0] + 0.15 * sum(values[1:4])) / top
+        reasons[path].append(
+            f"search: {len(values)} matching chunk{'s' if len(values) > 1 else ''}"
+        )
+
+    # Symbols the question names.
+    for identifier in identifiers:
+        for entry, _score in index.search_symbols(identifier, k=5):
+            if entry.name == identifier:
+                scores[entry.path] += 0.8
+                reasons[entry.path].append(f"symbol: defines {entry.name} ({entry.kind})")
+
+    # File and folder names the question mentions.
+    for path in manifest:
+        parts = {token for part in PurePosixPath(path).parts for token in tokenize(part)}
+        stem_tokens = set(tokenize(PurePosixPath(path).stem))
+        if stem_tokens and stem_tokens <= query_tokens and len(stem_tokens) >= 1:
+            overlap = len(parts & query_tokens)
+            if overlap >= 2 or stem_tokens & {t for t in query_tokens if len(t) > 4}:
+                scores[path] += 0.25 + 0.05 * overlap
+                reasons[path].append("path: named in the question")
+
+    # Django links.
+    if any(
+        PurePosixPath(path).name in {"manage.py", "settings.py", "urls.py"} for path in manifest
+    ):
+        project = _django(repository.pk, str(repository.store_path), sha, indexed.pk)
+        for path, why in _django_matches(project, words, identifiers).items():
+            if path in manifest:
+                scores[path] += 0.6
+                reasons[path].extend(why)
+
+    # Repository map: PageRank from the files found so far spreads to what they depend on.
+    focus = sorted(scores, key=lambda path: -scores[path])[:10]
+    if focus:
+        ranks = dict(repo_map.file_ranks(focus_files=focus, focus_identifiers=identifiers))
+        best_rank = max(ranks.values(), default=0.0) or 1.0
+        for path, rank in ranks.items():
+            share = rank / best_rank
+            if share > 0.05 and path in manifest:
+                scores[path] += 0.3 * math.sqrt(share)
+                if path not in focus:
+                    reasons[path].append(f"map: central to the matching files ({share:.2f})")
+
+    for path in pinned:
+        reasons[path].insert(0, "pinned")
+
+    ranked = sorted(
+        (path for path in set(scores) | set(pinned) if path in manifest),
+        key=lambda path: (path not in pinned, -scores[path], path),
+    )[:MAX_CANDIDATES]
+    files = [
+        RankedFile(
+            path=path,
+            score=scores[path],
+            reasons=reasons[path],
+            tokens=file_tokens.get(path, 0),
+            pinned=path in pinned,
+        )
+        for path in ranked
+    ]
+    return _pack(repository, indexed, query, budget_tokens, files, repo_map, identifiers, index)
+
+
+def _pack(
+    repository: Repository,
+    indexed: IndexedCommit,
+    query: str,
+    budget: int,
+    files: list[RankedFile],
+    repo_map: RepoMap,
+    identifiers: set[str],
+    index: Any,
+) -> RepoContext:
+    counter = token_counter()
+    used = 0
+    for item in files:
+        if item.pinned:
+            item.included = "whole"
+            used += item.tokens
+    map_budget = max(0, min(int(budget * REPO_MAP_SHARE), budget - used))
+    outline = (
+        repo_map.render(
+            map_budget,
+            counter.count,
+            focus_files=[item.path for item in files[:10]],
+            focus_identifiers=identifiers,
+        )
+        if map_budget > 50
+        else ""
+    )
+    map_tokens = counter.count(outline) if outline else 0
+    used += map_tokens
+    chunks: list[dict[str, Any]] = []
+    for item in files:
+        if item.pinned:
+            continue
+        if 0 < item.tokens <= budget - used:
+            item.included = "whole"
+            used += item.tokens
+    # Whatever did not fit whole may still give its best chunks.
+    remaining = [item for item in files if item.included == "no"]
+    if remaining and budget - used > 0:
+        wanted = {item.path for item in remaining}
+        for doc_id, _score in index.search(query, k=MAX_CANDIDATES * 3):
+            document = index.document(doc_id)
+            if document.path not in wanted or document.kind == "file":
+                continue
+            estimate = max(1, (document.end_line - document.start_line + 1) * 10)
+            if estimate > budget - used:
+                continue
+            chunks.append(
+                {
+                    "path": document.path,
+                    "start_line": document.start_line,
+                    "end_line": document.end_line,
+                }
+            )
+            used += estimate
+            next(item for item in remaining if item.path == document.path).included = "chunks"
+    return RepoContext(
+        repository_id=repository.pk,
+        commit=indexed.sha,
+        query=query,
+        budget=budget,
+        files=files,
+        repo_map=outline,
+        repo_map_tokens=map_tokens,
+        chunks=chunks,
+        packed_tokens=used,
+        tokenizer=counter.name,
+    )
