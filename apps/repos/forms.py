@@ -28,3 +28,9 @@ class CloneForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
         help_text="For private repositories. Stored encrypted; never shown again.",
     )
+
+
+class UploadVersionForm(forms.Form):
+    archive = forms.FileField(
+        help_text="A newer archive of the same project; it becomes the next commit."
+    )

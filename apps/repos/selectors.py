@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from apps.ops.models import Task
-from apps.repos.models import Repository
+from apps.repos.models import IndexedCommit, Repository
 from apps.workspaces.models import Workspace
 
 REPO_TASK_KINDS = ("repo.import", "repo.clone", "repo.sync")
 
 
 def repository_list(*, workspace: Workspace) -> QuerySet[Repository]:
-    return workspace.repositories.order_by("name")
+    """The workspace's repositories, each with the index state of its head commit."""
+    head_index = IndexedCommit.objects.filter(repository=OuterRef("pk"), sha=OuterRef("head_sha"))
+    return workspace.repositories.annotate(
+        index_state=Subquery(head_index.values("state")[:1]),
+        index_files=Subquery(head_index.values("files_total")[:1]),
+    ).order_by("name")
 
 
 def repository_get(*, workspace: Workspace, slug: str) -> Repository:

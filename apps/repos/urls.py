@@ -44,5 +44,6 @@ urlpatterns = [
         name="archive",
     ),
     path("w/<slug:slug>/r/<slug:repo>/sync/", views.repository_sync, name="sync"),
+    path("w/<slug:slug>/r/<slug:repo>/upload/", views.repository_upload_version, name="upload"),
     path("w/<slug:slug>/r/<slug:repo>/delete/", views.repository_delete, name="delete"),
 ]

@@ -14,7 +14,7 @@ from pygments.lexers import get_lexer_for_filename
 from pygments.util import ClassNotFound
 
 from apps.repos import services
-from apps.repos.forms import CloneForm, UploadForm
+from apps.repos.forms import CloneForm, UploadForm, UploadVersionForm
 from apps.repos.models import IndexedBlob, IndexedCommit, Repository
 from apps.repos.search import ready_index, search_code, search_symbols
 from apps.repos.selectors import (
@@ -99,6 +99,45 @@ def repository_new(request: HttpRequest, slug: str) -> HttpResponse:
             membership, tab="repos", mode=mode, upload_form=upload_form, clone_form=clone_form
         ),
         status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def repository_upload_version(request: HttpRequest, slug: str, repo: str) -> HttpResponse:
+    membership = require_membership(request, slug, Action.CONTRIBUTE)
+    repository = repository_get(workspace=membership.workspace, slug=repo)
+    form = UploadVersionForm(request.POST or None, request.FILES or None)
+    if repository.source != Repository.Source.UPLOAD:
+        messages.error(request, "This repository is cloned: sync it instead of uploading.")
+        return redirect("repos:tree", slug=slug, repo=repo)
+    if request.method == "POST" and form.is_valid():
+        archive = form.cleaned_data["archive"]
+        try:
+            task = services.repository_import_enqueue(
+                actor=membership,
+                name=repository.name,
+                archive=archive,
+                filename=archive.name,
+                size=archive.size,
+                repository=repository,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            return redirect("repos:task", slug=slug, task_id=task.pk)
+    return render(
+        request,
+        "repos/upload_version.html",
+        _context(
+            membership,
+            tab="repos",
+            repository=repository,
+            form=form,
+            ref=repository.default_branch,
+            commit=repository.head_sha,
+        ),
+        status=400 if form.errors else 200,
     )
 
 

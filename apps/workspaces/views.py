@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.models import User
+from apps.repos.selectors import repository_list
 from apps.workspaces import services
 from apps.workspaces.forms import (
     InvitationForm,
@@ -72,7 +73,7 @@ def workspace_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "member_count": workspace.memberships.count(),
             "pending_count": invitation_list_pending(workspace=workspace).count(),
             "role_help": ROLE_HELP[membership.role_enum],
-            "repositories": workspace.repositories.order_by("name"),
+            "repositories": repository_list(workspace=workspace),
             "can_contribute": can(membership.role, Action.CONTRIBUTE),
         },
     )

@@ -190,3 +190,32 @@ def test_deleting_a_repository_removes_its_git_store(client, tmp_path):
     client.force_login(admin)
     client.post(reverse("repos:delete", args=["acme", "p"]), {"confirm": "p"})
     assert not repository.store_path.exists()
+
+
+def test_a_newer_archive_uploaded_from_the_page_becomes_the_next_commit(
+    client, repository, member, tmp_path
+):
+    from apps.ops.runner import TaskRunner
+    from qweb.lib.gitstore import GitStore
+
+    client.force_login(member)
+    archive = tmp_path / "shop-2.zip"
+    make_zip({"shop/app/models.py": "class Order:\n    total = 0\n"}, archive)
+    with archive.open("rb") as handle:
+        response = client.post(reverse("repos:upload", args=["acme", "shop"]), {"archive": handle})
+    assert response.status_code == 302
+    TaskRunner(worker="w", kinds=["repo.import"]).run_once()
+    repository.refresh_from_db()
+    commits = GitStore(repository.store_path).log(repository.default_branch)
+    assert len(commits) == 2
+    assert commits[0].author_email == member.email
+
+
+def test_a_viewer_cannot_upload_a_new_version(client, repository, viewer, tmp_path):
+    client.force_login(viewer)
+    archive = tmp_path / "shop-2.zip"
+    make_zip({"shop/a.py": "x"}, archive)
+    with archive.open("rb") as handle:
+        response = client.post(reverse("repos:upload", args=["acme", "shop"]), {"archive": handle})
+    assert response.status_code == 403
+    assert not Task.objects.filter(kind="repo.import").exists()
