@@ -1,5 +1,6 @@
 """Every websocket route, gathered from the apps."""
 
+from apps.generation.routing import websocket_urlpatterns as generation_routes
 from apps.workspaces.routing import websocket_urlpatterns as workspace_routes
 
-websocket_urlpatterns = [*workspace_routes]
+websocket_urlpatterns = [*workspace_routes, *generation_routes]

@@ -8,6 +8,8 @@ variable; keep the two in step.
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 from pathlib import Path
 
@@ -76,6 +78,7 @@ INSTALLED_APPS = [
     "apps.workspaces",
     "apps.ops",
     "apps.repos",
+    "apps.generation",
 ]
 
 MIDDLEWARE = [
@@ -241,18 +244,68 @@ QWEB_CLONE_TIMEOUT_S = env.int("QWEB_CLONE_TIMEOUT_S", 300, minimum=5)
 QWEB_CLONE_MAX_MB = env.int("QWEB_CLONE_MAX_MB", 1024, minimum=1)
 QWEB_CLONE_SCHEMES = env.list("QWEB_CLONE_SCHEMES", ["https"])
 for _scheme in QWEB_CLONE_SCHEMES:
-    # ssh is not offered: OpenSSH reads keys from the server user's home whatever $HOME
-    # says, so a clone could authenticate with the server's own keys.
-    if _scheme not in {"https", "http", "git", "file"}:
+    if _scheme not in {"https", "http", "git", "file", "ssh"}:
         raise ImproperlyConfigured(
-            f"QWEB_CLONE_SCHEMES may name https, http, git and file; got {_scheme!r}."
+            f"QWEB_CLONE_SCHEMES may name https, http, git, file and ssh; got {_scheme!r}."
         )
+
+
+def _clone_ssh_file(name: str) -> str:
+    """An absolute path to a readable file that may go on ssh's command line, or ""."""
+    value = env.str(name)
+    if value is None:
+        return ""
+    # Not resolved: a mounted secret is a symlink that is swapped when the secret rotates.
+    path = Path(value).expanduser().absolute()
+    if not re.fullmatch(r"/[A-Za-z0-9_./+-]+", str(path)) or ".." in path.parts:
+        raise ImproperlyConfigured(
+            f"{name} must be a path of letters, digits and . _ / + - only; got {value!r}."
+        )
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"{name} names {str(path)!r}, which cannot be read: {exc.strerror}."
+        ) from None
+    if not path.is_file():
+        raise ImproperlyConfigured(f"{name} names {str(path)!r}, which is not a file.")
+    return str(path)
+
+
+# ssh clones authenticate with the admin's deploy key only, and trust only pinned host keys:
+# never the server user's own keys, agent or ~/.ssh (see qweb/lib/gitstore.py).
+QWEB_CLONE_SSH_KEY_FILE = _clone_ssh_file("QWEB_CLONE_SSH_KEY_FILE")
+QWEB_CLONE_SSH_KNOWN_HOSTS_FILE = _clone_ssh_file("QWEB_CLONE_SSH_KNOWN_HOSTS_FILE")
+if QWEB_CLONE_SSH_KEY_FILE:
+    _key_stat = Path(QWEB_CLONE_SSH_KEY_FILE).stat()
+    if _key_stat.st_uid == os.getuid() and _key_stat.st_mode & 0o077:
+        raise ImproperlyConfigured(
+            f"QWEB_CLONE_SSH_KEY_FILE names {QWEB_CLONE_SSH_KEY_FILE!r}, which other users "
+            "can read; ssh refuses such a key (chmod 600 it)."
+        )
+    if not QWEB_CLONE_SSH_KNOWN_HOSTS_FILE:
+        raise ImproperlyConfigured(
+            "QWEB_CLONE_SSH_KNOWN_HOSTS_FILE must be set with QWEB_CLONE_SSH_KEY_FILE: ssh "
+            "clones trust only pinned host keys (ssh-keyscan HOST, checked by fingerprint)."
+        )
+elif QWEB_CLONE_SSH_KNOWN_HOSTS_FILE:
+    raise ImproperlyConfigured(
+        "QWEB_CLONE_SSH_KNOWN_HOSTS_FILE is set but QWEB_CLONE_SSH_KEY_FILE is not; ssh "
+        "clones need both."
+    )
+if "ssh" in QWEB_CLONE_SCHEMES and not QWEB_CLONE_SSH_KEY_FILE:
+    raise ImproperlyConfigured(
+        "QWEB_CLONE_SCHEMES names ssh, which needs a deploy key: set QWEB_CLONE_SSH_KEY_FILE "
+        "and QWEB_CLONE_SSH_KNOWN_HOSTS_FILE. The server's own ssh keys are never used."
+    )
 QWEB_CLONE_ALLOW_PRIVATE = env.bool("QWEB_CLONE_ALLOW_PRIVATE", False)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
 
 # The model: a local directory laid out like a Hugging Face checkpoint. Its tokenizer also
 # counts tokens for the index and context budgets.
 QWEB_MODEL_DIR = env.path("QWEB_MODEL_DIR", DATA_DIR / "models" / "demo")
+QWEB_MAX_NEW_TOKENS = env.int("QWEB_MAX_NEW_TOKENS", 4096, minimum=1)
 
 # Workspaces.
 QWEB_INVITATION_DAYS = env.int("QWEB_INVITATION_DAYS", 7, minimum=1, maximum=90)

@@ -1,0 +1,102 @@
+"""Follow a generation job live: a snapshot first, then every delta, with no gap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.generation.events import job_group
+from apps.generation.selectors import job_for_user
+from apps.generation.services import job_cancel
+from apps.generation.stream import job_snapshot
+
+CLOSE_NOT_ALLOWED = 4403
+
+
+@database_sync_to_async
+def _authorize(user: Any, job_id: int) -> tuple[int, bool] | None:
+    found = job_for_user(user=user, job_id=job_id)
+    return None if found is None else (found[0].pk, found[1])
+
+
+@database_sync_to_async
+def _snapshot(user: Any, job_id: int) -> dict[str, Any] | None:
+    found = job_for_user(user=user, job_id=job_id)
+    return None if found is None else dict(job_snapshot(found[0]))
+
+
+@database_sync_to_async
+def _cancel(user: Any, job_id: int) -> bool:
+    found = job_for_user(user=user, job_id=job_id)
+    if found is None or not found[1]:
+        return False
+    job_cancel(job_id=job_id)
+    return True
+
+
+class JobConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        if self.user is None or await _authorize(self.user, self.job_id) is None:
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return
+        # Join before reading the snapshot: whatever is sent after the read arrives here.
+        self.group = job_group(self.job_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        snapshot = await _snapshot(self.user, self.job_id)
+        if snapshot is None:
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return
+        self.attempt, self.seq = snapshot["attempt"], snapshot["seq"]
+        await self.send_json(snapshot)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        content = await self.decode_json(text_data) if text_data else None
+        await self.receive_json(content, **kwargs)
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict) or content.get("type") != "cancel":
+            await self.send_json({"type": "error", "message": "Unknown event."})
+            return
+        if not await _cancel(self.user, self.job_id):
+            await self.send_json({"type": "error", "message": "You cannot stop this job."})
+
+    def _fresh(self, event: dict[str, Any]) -> bool:
+        if event["attempt"] < self.attempt:
+            return False
+        if event["attempt"] > self.attempt:
+            return event["type"] == "job.rewind"
+        return event["seq"] > self.seq or event["type"] == "job.finished"
+
+    async def job_delta(self, event: dict[str, Any]) -> None:
+        if self._fresh(event):
+            self.seq = event["seq"]
+            await self.send_json(event)
+
+    async def job_rewind(self, event: dict[str, Any]) -> None:
+        if self._fresh(event):
+            self.attempt, self.seq = event["attempt"], event["seq"]
+            await self.send_json(event)
+
+    async def job_finished(self, event: dict[str, Any]) -> None:
+        if event["attempt"] >= self.attempt:
+            await self.send_json(event)
