@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-embedded venv install lint format check-deploy services chromium clean
+.PHONY: run test test-embedded venv install lint format check-deploy services chromium ssh-tools clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "qweb needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -38,13 +38,18 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Install Chromium first: sudo apt-get install -y chromium"; exit 1; fi; }
 
+# OpenSSH (server and client) for the ssh clone tests, which start their own sshd on
+# loopback; installed as root when missing, without starting the system's ssh service.
+ssh-tools:
+	@bash .ci/ssh-tools.sh
+
 # Runs on the local PostgreSQL and Redis (started when down); `make test-embedded` uses
 # SQLite and the in-memory channel layer instead.
 test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/qweb
 test: export REDIS_URL ?= redis://127.0.0.1:6379/0
 test: services test-embedded
 
-test-embedded: install chromium
+test-embedded: install chromium ssh-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }

@@ -27,7 +27,7 @@ from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
 from qweb.crypto import decrypt_secret, encrypt_secret
 from qweb.lib.archives import ArchiveError, ArchiveLimits, read_archive
-from qweb.lib.gitstore import GitStore, GitStoreError
+from qweb.lib.gitstore import GitStore, GitStoreError, SshOptions
 from qweb.lib.urlsafety import UnsafeUrlError, check_clone_url
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz")
@@ -309,10 +309,14 @@ def repository_clone_enqueue(
 
 
 def _check_url(url: str, *, field: str | None = None) -> Any:
+    schemes = list(settings.QWEB_CLONE_SCHEMES)
+    if not (settings.QWEB_CLONE_SSH_KEY_FILE and settings.QWEB_CLONE_SSH_KNOWN_HOSTS_FILE):
+        # ssh needs the admin's deploy key and pinned host keys (the settings insist).
+        schemes = [scheme for scheme in schemes if scheme != "ssh"]
     try:
         return check_clone_url(
             url,
-            allowed_schemes=settings.QWEB_CLONE_SCHEMES,
+            allowed_schemes=schemes,
             allow_private=settings.QWEB_CLONE_ALLOW_PRIVATE,
         )
     except UnsafeUrlError as error:
@@ -321,12 +325,24 @@ def _check_url(url: str, *, field: str | None = None) -> Any:
 
 
 def _remote_options(checked: Any) -> dict[str, Any]:
-    return {
+    options: dict[str, Any] = {
         "timeout_s": settings.QWEB_CLONE_TIMEOUT_S,
         "max_bytes": settings.QWEB_CLONE_MAX_MB * _MB,
         "pinned_resolve": checked.curl_resolve,
-        "allowed_protocols": tuple(settings.QWEB_CLONE_SCHEMES),
+        # ssh runs only for an ssh URL, and then nothing else does.
+        "allowed_protocols": tuple(s for s in settings.QWEB_CLONE_SCHEMES if s != "ssh"),
     }
+    if checked.scheme == "ssh":
+        options["allowed_protocols"] = ("ssh",)
+        # The admin's deploy key and pinned host keys; ssh connects to the checked address
+        # and verifies the host key under the name in the URL.
+        options["ssh"] = SshOptions(
+            key_file=settings.QWEB_CLONE_SSH_KEY_FILE,
+            known_hosts_file=settings.QWEB_CLONE_SSH_KNOWN_HOSTS_FILE,
+            host_key_alias=checked.ssh_host_key_alias,
+            hostname=checked.address,
+        )
+    return options
 
 
 def repository_clone(

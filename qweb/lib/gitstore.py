@@ -5,6 +5,11 @@ There is never a checked-out work tree: uploads become blobs, trees and commits 
 git call gets an explicit environment (no system or global config, no server HOME, no
 terminal prompts), ``--git-dir`` and hooks disabled, so neither a repository's contents nor
 the server's own settings can change what a command does.
+
+ssh remotes are enabled only with ``SshOptions`` naming an admin's deploy key and pinned host
+keys: OpenSSH then runs with no configuration file, no agent, no default identities and no
+known-hosts file but the pinned one, so the server's own keys (which OpenSSH finds through
+the passwd entry, whatever ``$HOME`` says) are never offered.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
 GIT = shutil.which("git") or "/usr/bin/git"
+SSH = shutil.which("ssh") or "/usr/bin/ssh"
 ZERO_SHA = "0" * 40
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_TOKEN_USER = "x-access-token"  # noqa: S105 - a user name GitHub and GitLab accept
@@ -35,9 +43,16 @@ _CHUNK = 64 * 1024
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _VALID_MODES = {"100644", "100755", "120000"}
 _FORBIDDEN_IN_IDENTITY = re.compile(r"[<>\x00-\x1f\x7f]")
-# ssh is left out on purpose: OpenSSH finds keys through the passwd entry, not $HOME, so
-# it could authenticate as the server; ext and fd run commands.
+# ext and fd run commands. ssh is enabled only together with SshOptions (see _Remote).
 _REMOTE_PROTOCOLS = {"https", "http", "git", "file"}
+# Paths that go into GIT_SSH_COMMAND, which git runs through "sh -c": besides quoting, only
+# characters no shell and no ssh token expansion ("%d", "~") give a meaning to.
+_SAFE_SSH_PATH = re.compile(r"^/[A-Za-z0-9_./+-]+$")
+_SSH_HOST_KEY_ALIAS = re.compile(r"^(\[[A-Za-z0-9.:-]+\]:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9.:-]*)$")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# The URL schemes git runs ssh for.
+_SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
+_SSH_ADDRESS = re.compile(r"^[0-9A-Fa-f.:]+$")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 # Applied to every git command: no hooks, no fsmonitor, no credential helpers, no
@@ -145,6 +160,85 @@ class CommitInfo:
     message: str
 
 
+@dataclass(frozen=True)
+class SshOptions:
+    """The admin's ssh settings for clones, and where this one clone must connect.
+
+    ``key_file`` is the deploy key (no passphrase), ``known_hosts_file`` the pinned host keys
+    in ``ssh-keyscan`` format. ``host_key_alias`` (``host`` or ``[host]:port``) is the name
+    the host key is looked up under and ``hostname`` the checked address ssh connects to, so
+    a second DNS answer cannot send the clone elsewhere.
+    """
+
+    key_file: str
+    known_hosts_file: str
+    host_key_alias: str | None = None
+    hostname: str | None = None
+
+    def command(self, timeout_s: float) -> str:
+        """The ``GIT_SSH_COMMAND`` line: every option fixed, every word shell-quoted."""
+        for label, path in (
+            ("deploy key", self.key_file),
+            ("known hosts file", self.known_hosts_file),
+            ("ssh program", SSH),
+        ):
+            if not _SAFE_SSH_PATH.match(str(path)) or "/../" in f"{path}/":
+                raise GitStoreError(
+                    f"The {label} path must be absolute and use only letters, digits and . _ / + -."
+                )
+        if self.host_key_alias is not None and not _SSH_HOST_KEY_ALIAS.match(self.host_key_alias):
+            raise GitStoreError("The ssh host name is not valid.")
+        if self.hostname is not None and not _SSH_ADDRESS.match(self.hostname):
+            raise GitStoreError("The pinned address is not valid.")
+        options = [
+            # Nothing from ~/.ssh (found through the passwd entry, not $HOME) or /etc/ssh:
+            # no configuration file (so no PKCS#11 provider, KnownHostsCommand, Include...),
+            # no default identities, no agent, no known hosts but the pinned ones.
+            "IdentitiesOnly=yes",
+            f"IdentityFile={self.key_file}",
+            "IdentityAgent=none",
+            "AddKeysToAgent=no",
+            f"UserKnownHostsFile={self.known_hosts_file}",
+            "GlobalKnownHostsFile=/dev/null",
+            "StrictHostKeyChecking=yes",
+            "UpdateHostKeys=no",
+            "CheckHostIP=no",
+            "VerifyHostKeyDNS=no",
+            "CanonicalizeHostname=no",
+            # Only the deploy key: no passwords, prompts, Kerberos tickets or host-based
+            # login with the server's own host keys.
+            "BatchMode=yes",
+            "PreferredAuthentications=publickey",
+            "PasswordAuthentication=no",
+            "KbdInteractiveAuthentication=no",
+            "GSSAPIAuthentication=no",
+            "HostbasedAuthentication=no",
+            "EnableSSHKeysign=no",
+            # Nothing runs locally and nothing is forwarded or shared.
+            "ProxyCommand=none",
+            "ProxyJump=none",
+            "PermitLocalCommand=no",
+            "ForwardAgent=no",
+            "ForwardX11=no",
+            "ClearAllForwardings=yes",
+            "Tunnel=no",
+            "RequestTTY=no",
+            "ControlMaster=no",
+            "ControlPath=none",
+            f"ConnectTimeout={max(1, min(30, math.ceil(timeout_s)))}",
+            "ServerAliveInterval=15",
+            "ServerAliveCountMax=4",
+        ]
+        if self.host_key_alias:
+            options.append(f"HostKeyAlias={self.host_key_alias}")
+        if self.hostname:
+            options.append(f"Hostname={self.hostname}")
+        args = [SSH, "-F", "/dev/null"]
+        for option in options:
+            args += ["-o", option]
+        return " ".join(shlex.quote(arg) for arg in args)
+
+
 def is_binary(data: bytes) -> bool:
     """Guess whether content is binary the way git does: a NUL in the first 8000 bytes."""
     return b"\x00" in data[:8000]
@@ -172,6 +266,8 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "PAGER": "cat",
         "LC_ALL": "C",
         "TZ": "UTC",
+        # Nothing else is inherited: in particular no SSH_AUTH_SOCK, so no agent of the
+        # server's; an ssh remote adds GIT_SSH_COMMAND (see SshOptions).
     }
     # A deployment may point OpenSSL at its own CA bundle; nothing else is passed on.
     for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
@@ -227,6 +323,7 @@ class GitStore:
         token: str | None = None,
         token_username: str = DEFAULT_TOKEN_USER,
         allowed_protocols: Sequence[str] = ("https",),
+        ssh: SshOptions | None = None,
     ) -> GitStore:
         """Clone one branch of ``url`` into a new bare store; nothing is left on failure."""
         target = Path(path).absolute()
@@ -234,7 +331,14 @@ class GitStore:
             raise GitStoreError("The repository folder already exists and is not empty.")
         created = not target.exists()
         remote = _Remote(
-            url, timeout_s, max_bytes, pinned_resolve, token, token_username, allowed_protocols
+            url,
+            timeout_s,
+            max_bytes,
+            pinned_resolve,
+            token,
+            token_username,
+            allowed_protocols,
+            ssh=ssh,
         )
         deadline = time.monotonic() + timeout_s
         try:
@@ -266,10 +370,18 @@ class GitStore:
         token: str | None = None,
         token_username: str = DEFAULT_TOKEN_USER,
         allowed_protocols: Sequence[str] = ("https",),
+        ssh: SshOptions | None = None,
     ) -> str:
         """Update ``branch`` (the store's HEAD branch by default) from ``url``; return its sha."""
         remote = _Remote(
-            url, timeout_s, max_bytes, pinned_resolve, token, token_username, allowed_protocols
+            url,
+            timeout_s,
+            max_bytes,
+            pinned_resolve,
+            token,
+            token_username,
+            allowed_protocols,
+            ssh=ssh,
         )
         deadline = time.monotonic() + timeout_s
         branch = branch or self.head_branch()
@@ -636,11 +748,14 @@ class _Remote:
         token: str | None,
         token_username: str,
         allowed_protocols: Sequence[str],
+        ssh: SshOptions | None = None,
     ) -> None:
         if not url or url.startswith("-") or any(ord(ch) < 0x20 for ch in url):
             raise GitStoreError("The repository URL is not valid.")
         for protocol in allowed_protocols:
-            if protocol not in _REMOTE_PROTOCOLS:
+            if protocol == "ssh" and ssh is None:
+                raise GitStoreError("The protocol 'ssh' cannot be enabled without a deploy key.")
+            if protocol not in _REMOTE_PROTOCOLS and protocol != "ssh":
                 raise GitStoreError(f"The protocol {protocol!r} cannot be enabled.")
         if pinned_resolve is not None and any(ch in pinned_resolve for ch in "\n\r\x00, "):
             raise GitStoreError("The pinned address is not valid.")
@@ -651,6 +766,13 @@ class _Remote:
         self.allowed_protocols = tuple(allowed_protocols)
         self.secrets: list[str] = []
         self.extra_env = {"GIT_ALLOW_PROTOCOL": ":".join(self.allowed_protocols)}
+        self.ssh = ssh if "ssh" in self.allowed_protocols else None
+        if self.ssh is not None:
+            _check_ssh_url(url)
+            # Takes precedence over GIT_SSH and core.sshCommand; git runs it with "sh -c",
+            # passing its own arguments (port, user@host, remote command) as "$@".
+            self.extra_env["GIT_SSH_COMMAND"] = self.ssh.command(timeout_s)
+            self.extra_env["GIT_SSH_VARIANT"] = "ssh"
         if token:
             credentials = base64.b64encode(f"{token_username}:{token}".encode()).decode()
             # Through the environment, never argv: a command line is visible to every user
@@ -671,6 +793,57 @@ class _Remote:
 
     def scrub(self, text: str) -> str:
         return scrub_secrets(text, self.secrets)
+
+    def failure(self, what: str, stderr: bytes) -> str:
+        """One line for a failed remote command (ssh's reasons spelled out)."""
+        if self.ssh is not None:
+            explained = _explain_ssh_failure(what, stderr, self.ssh)
+            if explained:
+                return self.scrub(explained)
+        return self.scrub(_failure(what, stderr))
+
+
+def _check_ssh_url(url: str) -> None:
+    """Defence in depth for ssh: no part of the URL may reach ssh looking like an option."""
+    scheme = _URL_SCHEME.match(url)
+    if scheme is None:
+        # git would read "[user@]host:path" as ssh too; qweb's URL checks rewrite it.
+        raise GitStoreError("Give ssh remotes as ssh://[user@]host[:port]/path URLs.")
+    if scheme.group(1).lower() not in _SSH_SCHEMES:
+        return
+    if "%" in url:
+        # git decodes escapes before it calls ssh: "%2d" would become a "-".
+        raise GitStoreError("ssh URLs must not contain percent-escapes.")
+    authority, _, path = url[scheme.end() :].partition("/")
+    user, _, host = authority.rpartition("@")
+    parts = [user, host, *path.split("/")]
+    if not host or any(part.startswith("-") for part in parts):
+        raise GitStoreError("The repository URL is not valid.")
+
+
+def _explain_ssh_failure(what: str, stderr: bytes, ssh: SshOptions) -> str | None:
+    text = stderr.decode("utf-8", "replace")
+    host = ssh.host_key_alias or "the server"
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "has changed and you have" in text:
+        return (
+            f"{what} failed: the ssh host key of {host} does not match the pinned one; "
+            "check with the server's administrator before updating the known hosts file."
+        )
+    if "Host key verification failed" in text or "host key is known for" in text:
+        return (
+            f"{what} failed: the ssh host key of {host} is not among the pinned known hosts; "
+            "add it (ssh-keyscan, then compare the fingerprint) to the known hosts file."
+        )
+    if "UNPROTECTED PRIVATE KEY FILE" in text:
+        return f"{what} failed: ssh refuses the deploy key because others can read it."
+    if "Load key" in text or "invalid format" in text:
+        return f"{what} failed: ssh could not load the deploy key (it must have no passphrase)."
+    if "Permission denied (" in text:
+        return f"{what} failed: the ssh server refused the deploy key."
+    for line in text.splitlines():
+        if line.startswith("ssh: "):
+            return f"{what} failed: {line.strip()}"[:500]
+    return None
 
 
 def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
@@ -814,7 +987,7 @@ def _run_remote(
         if problem:
             raise GitStoreError(problem)
         if proc.returncode != 0:
-            raise GitStoreError(remote.scrub(_failure(what, stderr)))
+            raise GitStoreError(remote.failure(what, stderr))
         out.seek(0)
         return out.read()
 

@@ -3,8 +3,14 @@
 A clone URL is an instruction for the server to open a connection, so it is judged like
 any server-side request (SSRF): only allowed schemes, no transport helpers or local paths,
 no credentials in the URL, and a host whose every resolved address is public. The caller
-then makes git connect to the address that was checked (``CheckedUrl.curl_resolve``), so a
-second DNS answer cannot point the clone somewhere else.
+then makes git connect to the address that was checked (``CheckedUrl.curl_resolve``, or
+``address`` with ``ssh_host_key_alias`` for ssh), so a second DNS answer cannot point the
+clone somewhere else.
+
+ssh URLs (``ssh://[user@]host[:port]/path`` and the scp-like ``[user@]host:path``, rewritten
+to ``ssh://``) get stricter rules still, because each part ends up on ssh's command line:
+only a plain user name, no percent-escapes (git decodes them before calling ssh), and no
+part that starts with ``-``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ _MAX_URL_LENGTH = 2048
 _TRANSPORT_HELPER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE = re.compile(r"^[^/:]+:")
+# scp-like "[user@]host:path", where host may be a bracketed IPv6 address.
+_SCP_PARTS = re.compile(
+    r"^(?:(?P<user>[^@/:\[\]]*)@)?(?P<host>\[[^\]/]*\]|[^@/:\[\]]+):(?P<path>.*)$"
+)
+_SSH_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
 _HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$")
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -60,6 +71,14 @@ class CheckedUrl:
     host: str
     port: int
     address: str
+    user: str = ""
+
+    @property
+    def ssh_host_key_alias(self) -> str | None:
+        """The name ssh looks the host key up under, as ``ssh-keyscan`` writes it."""
+        if self.scheme != "ssh":
+            return None
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
     @property
     def curl_resolve(self) -> str | None:
@@ -89,11 +108,13 @@ def check_clone_url(
     _check_characters(url)
     scheme_match = _SCHEME.match(url)
     if scheme_match is None:
-        return _check_schemeless(url, allowed, allow_private)
+        return _check_schemeless(url, allowed, allow_private, resolver)
     scheme = scheme_match.group(1).lower()
     if scheme not in allowed:
         names = ", ".join(sorted(allowed)) or "none"
         raise UnsafeUrlError(f"The URL scheme '{scheme}' is not allowed (allowed: {names}).")
+    if scheme == "ssh":
+        _check_ssh_characters(url)
     if scheme == "file":
         if not allow_private:
             raise UnsafeUrlError("Cloning from the server's own files is not allowed.")
@@ -102,13 +123,20 @@ def check_clone_url(
         parts = urlsplit(url)
     except ValueError:
         raise UnsafeUrlError("The URL is malformed.") from None
-    if "@" in parts.netloc:
+    user = ""
+    if scheme == "ssh":
+        user = _ssh_user(parts.netloc)
+    elif "@" in parts.netloc:
         raise UnsafeUrlError(
             "The URL must not contain a user name or password; use an access token instead."
         )
     host = (parts.hostname or "").lower()
     if not host:
         raise UnsafeUrlError("The URL has no host.")
+    if scheme == "ssh":
+        if host.startswith("-"):
+            raise UnsafeUrlError("No part of an ssh URL may start with '-'.")
+        _check_ssh_path(parts.path)
     try:
         port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
     except ValueError:
@@ -127,7 +155,56 @@ def check_clone_url(
         if problem:
             shown = host if literal is not None else f"{host} resolves to {address}, which"
             raise UnsafeUrlError(f"The host {shown} is {problem}; only public hosts are allowed.")
-    return CheckedUrl(url=url, scheme=scheme, host=host, port=port, address=str(addresses[0]))
+    return CheckedUrl(
+        url=url, scheme=scheme, host=host, port=port, address=str(addresses[0]), user=user
+    )
+
+
+def _check_ssh_characters(url: str) -> None:
+    # git percent-decodes an ssh URL before it hands user, host and path to ssh, so an
+    # escape could smuggle in what the checks below refuse ("%2doProxyCommand=...").
+    if "%" in url:
+        raise UnsafeUrlError("ssh URLs must not contain percent-escapes ('%').")
+    if any(char in url for char in "'\"\\`$;|&<>(){}*?!#"):
+        raise UnsafeUrlError("The ssh URL contains characters that are not allowed.")
+
+
+def _ssh_user(netloc: str) -> str:
+    if "@" not in netloc:
+        return ""
+    user = netloc.rsplit("@", 1)[0]
+    if ":" in user:
+        raise UnsafeUrlError("The URL must not contain a password; the deploy key is used.")
+    if user.startswith("-"):
+        raise UnsafeUrlError("The ssh user name must not start with '-'.")
+    if not _SSH_USER.match(user):
+        raise UnsafeUrlError(f"The ssh user name {user!r} is not valid.")
+    return user
+
+
+def _check_ssh_path(path: str) -> None:
+    segments = [segment for segment in path.split("/") if segment]
+    if not segments or segments == ["~"]:
+        raise UnsafeUrlError("The ssh URL names no repository path.")
+    if any(segment.startswith("-") for segment in segments):
+        raise UnsafeUrlError("No part of an ssh URL may start with '-'.")
+
+
+def _scp_to_ssh_url(url: str) -> str | None:
+    """Rewrite ``[user@]host:path`` as the ``ssh://`` URL git treats the same way."""
+    match = _SCP_PARTS.match(url)
+    if match is None:
+        return None
+    user, host, path = match.group("user"), match.group("host"), match.group("path")
+    if user is not None and not user:
+        raise UnsafeUrlError("The ssh user name is empty.")
+    if host.startswith("-") or (user or "").startswith("-") or path.startswith("-"):
+        raise UnsafeUrlError("No part of an ssh URL may start with '-'.")
+    # "host:~/x" and "host:/x" keep their meaning; "host:org/x" (home-relative to git, but
+    # what every hosted forge treats as "/org/x") becomes "ssh://host/org/x".
+    if not path.startswith("/"):
+        path = "/" + path
+    return f"ssh://{user + '@' if user else ''}{host}{path}"
 
 
 def _check_characters(url: str) -> None:
@@ -142,13 +219,28 @@ def _check_characters(url: str) -> None:
             )
 
 
-def _check_schemeless(url: str, allowed: set[str], allow_private: bool) -> CheckedUrl:
+def _check_schemeless(
+    url: str, allowed: set[str], allow_private: bool, resolver: Resolver
+) -> CheckedUrl:
     if url.startswith(("/", "./", "../", "~")) or "\\" in url or url in (".", ".."):
         if allow_private and "file" in allowed and url.startswith("/"):
             return CheckedUrl(url=url, scheme="file", host="", port=0, address="")
         raise UnsafeUrlError("Local paths are not allowed; give an https:// URL.")
-    if _SCP_LIKE.match(url):
-        raise UnsafeUrlError("SSH-style addresses (host:path) are not allowed; give a full URL.")
+    if _SCP_LIKE.match(url) or _SCP_PARTS.match(url):
+        if "ssh" not in allowed:
+            raise UnsafeUrlError(
+                "SSH-style addresses (host:path) are not allowed; give a full URL."
+            )
+        _check_ssh_characters(url)
+        normalised = _scp_to_ssh_url(url)
+        if normalised is None:
+            raise UnsafeUrlError("The ssh address is malformed; use ssh://user@host/path.")
+        return check_clone_url(
+            normalised,
+            allowed_schemes=sorted(allowed),
+            allow_private=allow_private,
+            resolver=resolver,
+        )
     raise UnsafeUrlError("The URL must start with a scheme such as https://.")
 
 
