@@ -19,11 +19,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from apps.generation.worker import start_embedded_worker  # noqa: E402
 from apps.ops.runner import start_embedded_runner  # noqa: E402
 from qweb.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.QWEB_EMBEDDED_WORKER:
+    # One process does everything: background tasks and the model on threads of their own.
     start_embedded_runner()
+    start_embedded_worker()
 
 application = ProtocolTypeRouter(
     {

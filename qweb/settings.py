@@ -306,6 +306,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp
 # counts tokens for the index and context budgets.
 QWEB_MODEL_DIR = env.path("QWEB_MODEL_DIR", DATA_DIR / "models" / "demo")
 QWEB_MAX_NEW_TOKENS = env.int("QWEB_MAX_NEW_TOKENS", 4096, minimum=1)
+QWEB_INFERENCE_BACKEND = env.choice("QWEB_INFERENCE_BACKEND", "local", ("local", "remote"))
+QWEB_QUANTIZE = env.choice("QWEB_QUANTIZE", "int8", ("int8", "none"))
+QWEB_DEVICE = env.str("QWEB_DEVICE", "auto")
+QWEB_KV_CACHE_MB = env.int("QWEB_KV_CACHE_MB", 0, minimum=0)  # 0: the engine's default
+QWEB_CONTEXT_WINDOW = env.int("QWEB_CONTEXT_WINDOW", 0, minimum=0)  # 0: the model's own
+QWEB_REMOTE_URL = env.str("QWEB_REMOTE_URL")
+QWEB_REMOTE_MODEL = env.str("QWEB_REMOTE_MODEL")
+QWEB_REMOTE_API_KEY = env.secret("QWEB_REMOTE_API_KEY")
+if QWEB_INFERENCE_BACKEND == "remote" and not (QWEB_REMOTE_URL and QWEB_REMOTE_MODEL):
+    raise ImproperlyConfigured(
+        "QWEB_INFERENCE_BACKEND=remote needs QWEB_REMOTE_URL and QWEB_REMOTE_MODEL."
+    )
+QWEB_WORKER_MAX_JOBS = env.int("QWEB_WORKER_MAX_JOBS", 16, minimum=1)
+QWEB_WORKER_GRACE_S = env.int("QWEB_WORKER_GRACE_S", 30, minimum=0)
+QWEB_WORKER_LEASE_S = env.int("QWEB_WORKER_LEASE_S", 15, minimum=1)
+QWEB_DELTA_MS = env.int("QWEB_DELTA_MS", 50, minimum=1)
+QWEB_DELTA_TOKENS = env.int("QWEB_DELTA_TOKENS", 16, minimum=1)
+QWEB_CHECKPOINT_MS = env.int("QWEB_CHECKPOINT_MS", 1000, minimum=50)
 
 # Workspaces.
 QWEB_INVITATION_DAYS = env.int("QWEB_INVITATION_DAYS", 7, minimum=1, maximum=90)

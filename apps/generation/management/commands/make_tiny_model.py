@@ -13,13 +13,25 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("directory")
+        parser.add_argument("directory", nargs="?", help="Default: QWEB_MODEL_DIR (with --demo).")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--if-missing", action="store_true", help="Do nothing when DIR already holds a model."
         )
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Build the demo model into QWEB_MODEL_DIR unless a model is there already.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["demo"]:
+            from django.conf import settings
+
+            options["directory"] = options["directory"] or str(settings.QWEB_MODEL_DIR)
+            options["if_missing"] = True
+        if not options["directory"]:
+            raise CommandError("Name the directory (or pass --demo).")
         directory = Path(options["directory"])
         if options["if_missing"] and (directory / "config.json").exists():
             self.stdout.write(f"A model exists already in {directory}.")

@@ -1,0 +1,239 @@
+"""The inference worker on the real tiny model: streaming, cancellation, errors, claims."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import close_old_connections
+
+from apps.generation.events import job_group
+from apps.generation.models import GenerationJob, WorkerHeartbeat
+from apps.generation.services import job_cancel, job_submit
+from apps.generation.worker import InferenceWorker
+
+ASK = [{"role": "user", "content": "Write a function that adds two numbers."}]
+
+
+def _worker(backend, name="w1", **kwargs):
+    return InferenceWorker(
+        backend.engine,
+        worker_id=name,
+        model_name=backend.model_name,
+        device=backend.device,
+        prompt_builder=backend.prompt_builder,
+        **kwargs,
+    )
+
+
+def _run_until_finished(worker, job_ids, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.step(poll_timeout=0.02)
+        states = GenerationJob.objects.filter(pk__in=job_ids).values_list("state", flat=True)
+        if all(state in {"done", "failed", "cancelled"} for state in states):
+            return
+    raise AssertionError("jobs did not finish in time")
+
+
+class Listener:
+    """A real channel-layer member of a job's group, collecting what followers would get."""
+
+    def __init__(self, job_id):
+        self.layer = get_channel_layer()
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(job_group(job_id), self.channel)
+
+    def drain(self, timeout=0.5):
+        events = []
+        while True:
+            try:
+                events.append(async_to_sync(self._receive)(timeout))
+            except TimeoutError:
+                return events
+
+    async def _receive(self, timeout):
+        import asyncio
+
+        return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+
+
+def _apply(events):
+    """Rebuild the text the way a browser does from the event protocol."""
+    text, seq, attempt = "", 0, 0
+    for event in events:
+        if event["type"] == "job.rewind" and event["attempt"] > attempt:
+            text, seq, attempt = event["text"], event["seq"], event["attempt"]
+        elif event["type"] == "job.delta" and event["attempt"] >= attempt and event["seq"] > seq:
+            attempt = event["attempt"]
+            assert event["seq"] == seq + 1, "a gap in the sequence"
+            text, seq = text + event["text"], event["seq"]
+    return text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_streams_coalesced_deltas_that_add_up_to_the_stored_text(demo_backend, settings):
+    settings.QWEB_DELTA_TOKENS = 4
+    job = job_submit(messages=ASK, params={"max_new_tokens": 40})
+    listener = Listener(job.pk)
+    worker = _worker(demo_backend)
+    _run_until_finished(worker, [job.pk])
+    events = listener.drain()
+    job.refresh_from_db()
+    assert job.state == GenerationJob.State.DONE
+    assert job.finish_reason == "length"
+    assert job.completion_tokens == 40
+    assert job.prompt_tokens > 0
+    deltas = [event for event in events if event["type"] == "job.delta"]
+    assert [event["seq"] for event in deltas] == list(range(1, len(deltas) + 1))
+    assert 1 < len(deltas) < 40  # coalesced, not one message per token
+    assert _apply(events) == job.text
+    assert events[-1]["type"] == "job.finished"
+    assert events[-1]["completion_tokens"] == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_jobs_are_served_at_once(demo_backend):
+    jobs = [job_submit(messages=ASK, params={"max_new_tokens": 12}) for _ in range(4)]
+    worker = _worker(demo_backend)
+    worker.step()
+    assert len(worker.streams) == 4
+    _run_until_finished(worker, [job.pk for job in jobs])
+    assert set(GenerationJob.objects.values_list("state", flat=True)) == {"done"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_greedy_jobs_give_the_same_text_alone_and_batched(demo_backend):
+    alone = job_submit(messages=ASK, params={"max_new_tokens": 16})
+    worker = _worker(demo_backend)
+    _run_until_finished(worker, [alone.pk])
+    batched = [job_submit(messages=ASK, params={"max_new_tokens": 16}) for _ in range(3)]
+    _run_until_finished(worker, [job.pk for job in batched])
+    alone.refresh_from_db()
+    assert {job.text for job in GenerationJob.objects.filter(pk__in=[j.pk for j in batched])} == {
+        alone.text
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_job_stops_within_a_second(demo_backend):
+    job = job_submit(messages=ASK, params={"max_new_tokens": 1500})
+    worker = _worker(demo_backend)
+    for _ in range(20):
+        worker.step(poll_timeout=0.02)
+    job_cancel(job_id=job.pk)
+    asked = time.monotonic()
+    _run_until_finished(worker, [job.pk], timeout=5)
+    assert time.monotonic() - asked < 1.0
+    job.refresh_from_db()
+    assert (job.state, job.finish_reason) == ("cancelled", "cancelled")
+    assert job.completion_tokens < 1500
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prompt_over_the_context_window_fails_with_a_clear_error(demo_backend):
+    job = job_submit(
+        messages=[{"role": "user", "content": "word " * 5000}], params={"max_new_tokens": 8}
+    )
+    _run_until_finished(_worker(demo_backend), [job.pk])
+    job.refresh_from_db()
+    assert job.state == GenerationJob.State.FAILED
+    assert "context window" in job.error or "KV cache" in job.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stop_strings_end_the_job_without_the_stop_text(demo_backend):
+    probe = job_submit(messages=ASK, params={"max_new_tokens": 30})
+    worker = _worker(demo_backend)
+    _run_until_finished(worker, [probe.pk])
+    probe.refresh_from_db()
+    stop = probe.text[10:13]
+    assert stop.strip(), "the tiny model's text has no usable stop string here"
+    job = job_submit(messages=ASK, params={"max_new_tokens": 30, "stop": [stop]})
+    _run_until_finished(worker, [job.pk])
+    job.refresh_from_db()
+    assert job.finish_reason == "stop"
+    assert job.text == probe.text[: probe.text.index(stop)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_died_is_continued_from_its_checkpoint(demo_backend, settings):
+    settings.QWEB_DELTA_TOKENS = 2
+    job = job_submit(messages=ASK, params={"max_new_tokens": 60})
+    listener = Listener(job.pk)
+    dying = _worker(demo_backend, name="dying")
+    while GenerationJob.objects.get(pk=job.pk).seq < 3:
+        dying.step(poll_timeout=0.02)
+        dying._checkpoint()
+    # The worker "dies": it sends a little more, never checkpoints it, and its lease expires.
+    for _ in range(5):
+        dying.step(poll_timeout=0.02)
+    demo_backend.engine.cancel(next(iter(dying.streams)))
+    demo_backend.engine.poll(timeout=0.5)
+    GenerationJob.objects.filter(pk=job.pk).update(lease_until="2000-01-01T00:00:00Z")
+    checkpoint = GenerationJob.objects.get(pk=job.pk)
+
+    _run_until_finished(_worker(demo_backend, name="rescuer"), [job.pk])
+    job.refresh_from_db()
+    assert job.attempts == 2
+    assert job.state == GenerationJob.State.DONE
+    assert job.text.startswith(checkpoint.text)
+    assert job.completion_tokens == 60
+    events = listener.drain()
+    assert any(event["type"] == "job.rewind" for event in events)
+    assert _apply(events) == job.text  # what a follower shows: no duplicate, nothing missing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_take_the_same_job(demo_backend):
+    jobs = [job_submit(messages=ASK, params={"max_new_tokens": 2}) for _ in range(12)]
+    workers = [_worker(demo_backend, name=f"w{n}", max_jobs=12) for n in range(2)]
+    barrier = threading.Barrier(2)
+
+    def claim(worker):
+        barrier.wait()
+        try:
+            worker._claim()
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=claim, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    claimed = [{s.job_id for s in worker.streams.values()} for worker in workers]
+    assert not claimed[0] & claimed[1]
+    assert claimed[0] | claimed[1] == {job.pk for job in jobs}
+    for worker in workers:
+        for request_id in list(worker.streams):
+            demo_backend.engine.cancel(request_id)
+    demo_backend.engine.poll(timeout=0.5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_reports_a_heartbeat(demo_backend):
+    worker = _worker(demo_backend, name="beat")
+    worker.step()
+    beat = WorkerHeartbeat.objects.get(worker="beat")
+    assert beat.device == "cpu"
+    assert beat.model_name.endswith("(demo model)")
+    assert beat.memory_bytes > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stopping_hands_running_jobs_back_with_their_checkpoint(demo_backend):
+    job = job_submit(messages=ASK, params={"max_new_tokens": 1500})
+    worker = _worker(demo_backend, name="leaving")
+    for _ in range(10):
+        worker.step(poll_timeout=0.02)
+    worker.stopping.set()
+    worker.run(grace_s=0)
+    job.refresh_from_db()
+    assert job.state == GenerationJob.State.QUEUED
+    assert job.worker == ""
+    assert job.max_attempts == 3  # the hand-back does not use up the retry
+    assert job.text
