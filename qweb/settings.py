@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.workspaces.context_processors.workspaces",
+                "apps.generation.context_processors.model",
             ],
         },
     },

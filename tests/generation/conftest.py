@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+# The real `transformers serve` on loopback, for the worker's remote backend.
+from tests.inference.conftest import tiny_model_dir, transformers_serve  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

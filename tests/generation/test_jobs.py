@@ -185,3 +185,16 @@ async def test_the_owner_can_stop_a_queued_job_from_the_socket(client, owner, wo
     finished = await communicator.receive_json_from(timeout=3)
     assert (finished["type"], finished["state"]) == ("job.finished", "cancelled")
     await communicator.disconnect()
+
+
+def test_pages_say_when_the_demo_model_is_served(client, owner, settings, tmp_path):
+    from apps.generation.context_processors import _is_demo
+
+    settings.QWEB_MODEL_DIR = tmp_path
+    (tmp_path / "config.json").write_text('{"qweb_demo_model": true}')
+    _is_demo.cache_clear()
+    client.force_login(owner)
+    assert b"Demo model" in client.get("/").content
+    (tmp_path / "config.json").write_text("{}")
+    _is_demo.cache_clear()
+    assert b"Demo model" not in client.get("/").content

@@ -237,3 +237,30 @@ def test_stopping_hands_running_jobs_back_with_their_checkpoint(demo_backend):
     assert job.worker == ""
     assert job.max_attempts == 3  # the hand-back does not use up the retry
     assert job.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_worker_relays_jobs_to_a_remote_server(transformers_serve, settings):
+    from django.test import override_settings
+
+    from apps.generation.backends import remote_backend
+
+    with override_settings(
+        QWEB_INFERENCE_BACKEND="remote",
+        QWEB_REMOTE_URL=transformers_serve.url,
+        QWEB_REMOTE_MODEL=transformers_serve.model,
+    ):
+        backend = remote_backend()
+    try:
+        job = job_submit(messages=ASK, params={"max_new_tokens": 24})
+        listener = Listener(job.pk)
+        worker = _worker(backend, name="relay")
+        _run_until_finished(worker, [job.pk], timeout=90)
+        job.refresh_from_db()
+        assert job.state == GenerationJob.State.DONE, job.error
+        assert job.finish_reason == "length"
+        assert job.completion_tokens == 24
+        assert job.text
+        assert _apply(listener.drain()) == job.text
+    finally:
+        backend.shutdown()
