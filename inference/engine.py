@@ -34,19 +34,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from inference.detok import IncrementalDetokenizer, StopStringMatcher
+from inference.events import EngineError, FinishReason, Prompt, TokenDelta, drain
 from inference.sampling import SamplingParams, per_request_processors
 
 logger = logging.getLogger(__name__)
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
-Prompt = Sequence[int] | Sequence[Mapping[str, Any]] | str
 
 DEFAULT_PAGE_SIZE = 256  # tokens per KV block (transformers' default page size)
 DEFAULT_CPU_KV_CACHE_BYTES = 256 * 1024**2  # on CPU the cache would otherwise take 60% of RAM
@@ -58,33 +57,6 @@ DEFAULT_MAX_BATCH_TOKENS = 2048
 DEFAULT_CPU_MAX_BATCH_TOKENS = 512
 _POLL_INTERVAL = 0.05
 _TRASH_BLOCKS = 2
-
-
-class EngineError(RuntimeError):
-    """The engine cannot accept work (not started, shut down, or its generation thread died)."""
-
-
-@dataclass(frozen=True)
-class TokenDelta:
-    """One streamed event of a request.
-
-    ``seq`` starts at 1 and grows by one per event of the request. ``text`` is whole characters,
-    never a split multi-byte one; concatenating a request's texts gives its full output, cut before
-    any stop string. The last event has ``finished=True`` and a ``finish_reason``: "stop" (end of
-    sequence token or stop string), "length" (``max_new_tokens``), "cancelled", or "error" (with
-    ``error`` saying why in one line). ``token_ids`` are the ids consumed since the previous event
-    (an end-of-sequence id included). Token counts are filled in on the last event.
-    """
-
-    request_id: str
-    seq: int
-    text: str
-    token_ids: tuple[int, ...] = ()
-    finished: bool = False
-    finish_reason: FinishReason | None = None
-    error: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -336,16 +308,7 @@ class Engine:
 
         Events of one request come in ``seq`` order. Meant for a single consumer thread.
         """
-        try:
-            first = self._events.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        events = [first]
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
+        return drain(self._events, timeout)
 
     def live_requests(self) -> list[str]:
         with self._lock:

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from inference.detok import StopStringMatcher
-from inference.engine import EngineError, FinishReason, Prompt, TokenDelta
+from inference.events import EngineError, FinishReason, Prompt, TokenDelta, drain
 from inference.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -240,16 +240,7 @@ class RemoteBackend:
 
         Events of one request come in ``seq`` order. Meant for a single consumer thread.
         """
-        try:
-            first = self._events.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        events = [first]
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
+        return drain(self._events, timeout)
 
     def live_requests(self) -> list[str]:
         with self._lock:

@@ -20,4 +20,4 @@ WHITENOISE_AUTOREFRESH = True
 
 # Tests run background tasks explicitly (TaskRunner.run_once); the live-server tests turn
 # the embedded runner on in their own server process.
-QWEB_EMBEDDED_WORKER = False
+QWEB_EMBEDDED_WORKER = env.bool("QWEB_EMBEDDED_WORKER", False)  # noqa: F405

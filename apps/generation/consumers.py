@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.generation.events import job_group
 from apps.generation.selectors import job_for_user
 from apps.generation.services import job_cancel
 from apps.generation.stream import job_snapshot
+from qweb.consumers import JsonConsumer
 
 CLOSE_NOT_ALLOWED = 4403
 
@@ -36,7 +36,7 @@ def _cancel(user: Any, job_id: int) -> bool:
     return True
 
 
-class JobConsumer(AsyncJsonWebsocketConsumer):
+class JobConsumer(JsonConsumer):
     group: str | None = None
 
     async def connect(self) -> None:
@@ -59,19 +59,6 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
-    ) -> None:
-        content = await self.decode_json(text_data) if text_data else None
-        await self.receive_json(content, **kwargs)
-
-    @classmethod
-    async def decode_json(cls, text_data: str) -> Any:
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") != "cancel":

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.workspaces.events import workspace_group
 from apps.workspaces.models import Membership
 from apps.workspaces.selectors import membership_find, membership_get
+from qweb.consumers import JsonConsumer
 
 # Close codes in the application range (4000-4999), so the page can tell why.
 CLOSE_UNAUTHENTICATED = 4401
@@ -29,7 +29,7 @@ def _still_member(user_id: int, workspace_id: int) -> bool:
     return membership_find(user_id=user_id, workspace_id=workspace_id) is not None
 
 
-class WorkspaceConsumer(AsyncJsonWebsocketConsumer):
+class WorkspaceConsumer(JsonConsumer):
     group: str | None = None
 
     async def connect(self) -> None:
@@ -60,20 +60,6 @@ class WorkspaceConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "message": "Unknown event."})
             return
         await self.send_json({"type": "pong"})
-
-    async def receive(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
-    ) -> None:
-        # Binary frames carry no JSON: answer them as malformed instead of crashing.
-        content = await self.decode_json(text_data) if text_data else None
-        await self.receive_json(content, **kwargs)
-
-    @classmethod
-    async def decode_json(cls, text_data: str) -> Any:
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
 
     async def member_joined(self, event: dict[str, Any]) -> None:
         await self.send_json(event)

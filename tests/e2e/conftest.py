@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from tests.live import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "e2e"
@@ -31,23 +32,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def live_server_url(transactional_db) -> Iterator[str]:
     port = _free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "QWEB_DATA_DIR": str(settings.DATA_DIR),
         "QWEB_ALLOWED_HOSTS": "127.0.0.1,localhost",
         # One server process runs the background tasks too, as in the embedded setup.
@@ -94,7 +85,9 @@ def live_server_url(transactional_db) -> Iterator[str]:
             server.kill()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread while it
+# lives, which would break the async tests that run after the browser tests.
+@pytest.fixture(scope="package")
 def chromium():
     from playwright.sync_api import sync_playwright
 

@@ -11,30 +11,20 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from apps.generation.models import GenerationJob
 from apps.generation.services import job_submit
+from tests.live import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ASK = [{"role": "user", "content": "Write a function that adds two numbers."}]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    return (
-        f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    )
 
 
 def _start_worker(model_dir: Path, name: str, tmp_path: Path, **extra: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "QWEB_DATA_DIR": str(settings.DATA_DIR),
         "QWEB_MODEL_DIR": str(model_dir),
         "QWEB_DEVICE": "cpu",
