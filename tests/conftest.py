@@ -5,6 +5,8 @@ import os
 import pytest
 from django.conf import settings
 
+from tests.models import tiny_model_dir, transformers_serve  # noqa: F401 - shared fixtures
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """In CI every service must be real and reachable: fail at once rather than skip."""

@@ -4,15 +4,10 @@ from pathlib import Path
 
 import pytest
 
-# The real `transformers serve` on loopback, for the worker's remote backend.
-from tests.inference.conftest import tiny_model_dir, transformers_serve  # noqa: F401
-
 
 @pytest.fixture(scope="session")
-def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from inference.tiny import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("demo-model"), seed=0)
+def demo_model_dir(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="session")
