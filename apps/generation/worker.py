@@ -230,7 +230,8 @@ class InferenceWorker:
         if stream is None:
             return
         if event.text:
-            stream.buffer += event.text
+            # NUL cannot be stored in PostgreSQL text; the browser shows the same replacement.
+            stream.buffer += event.text.replace("\x00", "\ufffd")
         tokens = len(event.token_ids)
         stream.buffered_tokens += tokens
         stream.completion_tokens += tokens

@@ -264,3 +264,25 @@ def test_the_same_worker_relays_jobs_to_a_remote_server(transformers_serve, sett
         assert _apply(listener.drain()) == job.text
     finally:
         backend.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nul_characters_from_the_model_are_stored_and_sent_as_replacement_characters(
+    demo_backend,
+):
+    from inference.events import TokenDelta
+
+    job = job_submit(messages=ASK, params={"max_new_tokens": 2})
+    listener = Listener(job.pk)
+    worker = _worker(demo_backend, name="nul")
+    worker.step()
+    [stream] = worker.streams.values()
+    demo_backend.engine.cancel(stream.request_id)
+    demo_backend.engine.poll(timeout=0.5)
+    worker._on_event(TokenDelta(stream.request_id, 1, "a\x00b", (1, 2)))
+    worker._on_event(
+        TokenDelta(stream.request_id, 2, "", (), finished=True, finish_reason="length")
+    )
+    job.refresh_from_db()
+    assert job.text == "a\ufffdb"
+    assert _apply(listener.drain()) == "a\ufffdb"
