@@ -105,7 +105,9 @@ def query_identifiers(query: str) -> set[str]:
 @functools.lru_cache(maxsize=8)
 def _repo_map(indexed_id: int, sha: str) -> tuple[RepoMap, dict[str, int]]:
     indexed = IndexedCommit.objects.get(pk=indexed_id)
-    blobs = IndexedBlob.objects.in_bulk({row[1] for row in indexed.manifest})
+    blobs = IndexedBlob.objects.defer("search_material").in_bulk(
+        {row[1] for row in indexed.manifest}
+    )
     files = []
     tokens = {}
     for path, blob_sha, _ in indexed.manifest:

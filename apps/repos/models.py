@@ -82,6 +82,10 @@ class IndexedBlob(models.Model):
     parse_errors = models.BooleanField(default=False)
     definitions = models.JSONField(default=list)
     references = models.JSONField(default=list)
+    # What the blob adds to a search index (chunks, token counts, definitions) as written by
+    # ``FileMaterial.to_bytes``, so no blob is tokenized twice; null outside search, and for
+    # rows written before it existed (filled in when a commit next needs them).
+    search_material = models.BinaryField(null=True, editable=False)
     indexed_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
