@@ -31,3 +31,65 @@ def broadcast(group: str, event: Mapping[str, Any]) -> None:
             logger.exception("Could not broadcast %s to %s", event.get("type"), group)
 
     transaction.on_commit(send)
+
+
+class OrderedSender:
+    """Sends channel-layer messages from a thread, in order, without blocking it.
+
+    ``async_to_sync(group_send)`` builds an event loop and a Redis connection per call
+    (several ms each); a long-lived sender keeps one loop and one connection pool and sends
+    from a queue, so the caller (the inference worker's loop) never waits on the network.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] | None = None
+        self._ready = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="qweb-sender", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.set_event_loop(self._loop)
+        self._queue = asyncio.Queue()
+        self._ready.set()
+        self._loop.run_until_complete(self._pump())
+
+    async def _pump(self) -> None:
+        layer = get_channel_layer()
+        assert self._queue is not None
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            group, event = item
+            try:
+                if layer is not None:
+                    await layer.group_send(group, event)
+            except Exception:
+                logger.exception("Could not send %s to %s", event.get("type"), group)
+            if self._queue.empty():
+                self._idle.set()
+
+    def send(self, group: str, event: Mapping[str, Any]) -> None:
+        """Queue ``event`` for ``group``; messages go out in the order they were queued."""
+        assert self._queue is not None
+        self._idle.clear()
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (group, dict(event)))
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far was sent; False on timeout."""
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.drain(timeout)
+        assert self._queue is not None
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+        self._thread.join(timeout)

@@ -148,7 +148,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times sockets out after 5 s, which is exactly how long the
+                # layer's blocking reads wait: idle websockets would be closed every 5 s.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}
+                ],
                 "prefix": env.str("QWEB_CHANNEL_PREFIX", "qweb"),
                 "capacity": 1000,
                 "expiry": 30,

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F, Q
@@ -38,6 +36,7 @@ from apps.generation.events import JobDelta, JobRewind, job_group
 from apps.generation.models import GenerationJob, WorkerHeartbeat
 from apps.generation.services import job_finished_event
 from apps.generation.stream import tail_append, tail_reset, tail_trim
+from qweb.realtime import OrderedSender
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class InferenceWorker:
         self.lease = timedelta(seconds=settings.QWEB_WORKER_LEASE_S)
         self.streams: dict[str, _Stream] = {}
         self.stopping = threading.Event()
-        self._layer = get_channel_layer()
+        self._sender = OrderedSender()
         self._last_cancel_check = self._last_checkpoint = self._last_heartbeat = 0.0
         self._tokens_since_heartbeat = 0
         self._started_at = timezone.now()
@@ -97,13 +96,9 @@ class InferenceWorker:
     # ------------------------------------------------------------------ sending
 
     def _send(self, event: dict[str, Any]) -> None:
-        if self._layer is None:
-            return
-        try:
-            async_to_sync(self._layer.group_send)(job_group(event["job_id"]), event)
-        except Exception:
-            # Delivery is best effort; followers catch up from the checkpoint and tail.
-            logger.exception("Could not send %s for job %s", event["type"], event["job_id"])
+        # Queued, not awaited: delivery is best effort (followers catch up from the
+        # checkpoint and the tail) and must never hold up generation.
+        self._sender.send(job_group(event["job_id"]), event)
 
     def _flush(self, stream: _Stream) -> None:
         if not stream.buffer:
@@ -191,17 +186,17 @@ class InferenceWorker:
             earlier_tokens=job.completion_tokens,
         )
         tail_reset(job.pk, job.attempts)
-        if job.attempts > 1:
-            # Followers may hold text the dead worker sent after its last checkpoint.
-            self._send(
-                JobRewind(
-                    type="job.rewind",
-                    job_id=job.pk,
-                    attempt=job.attempts,
-                    seq=job.seq,
-                    text=job.text,
-                )
+        # Every attempt starts with a rewind: it moves followers that joined while the job
+        # was queued to this attempt, and drops text a dead worker sent after its checkpoint.
+        self._send(
+            JobRewind(
+                type="job.rewind",
+                job_id=job.pk,
+                attempt=job.attempts,
+                seq=job.seq,
+                text=job.text,
             )
+        )
         self.streams[stream.request_id] = stream
         params = job.params
         remaining = params["max_new_tokens"] - job.completion_tokens
@@ -243,10 +238,9 @@ class InferenceWorker:
                 # The backend's own count is exact (a remote server streams no token ids).
                 stream.completion_tokens = stream.earlier_tokens + event.completion_tokens
             self._finish(stream, event.finish_reason or "stop", event.error or "")
-        elif (
-            stream.buffered_tokens >= self.delta_tokens
-            or time.monotonic() - stream.last_flush >= self.delta_s
-        ):
+        elif stream.buffered_tokens >= self.delta_tokens:
+            # Only the size trigger here; the time trigger runs once per step, after the whole
+            # batch of events, so a worker that fell behind catches up instead of sending more.
             self._flush(stream)
 
     def _finish(self, stream: _Stream, reason: str, error: str) -> None:
@@ -380,6 +374,7 @@ class InferenceWorker:
             self.step()
         self.release_all()
         self._heartbeat(time.monotonic())
+        self._sender.close()
         logger.info("Inference worker %s stopped", self.worker_id)
 
     def release_all(self) -> None:

@@ -286,3 +286,69 @@ def test_nul_characters_from_the_model_are_stored_and_sent_as_replacement_charac
     job.refresh_from_db()
     assert job.text == "a\ufffdb"
     assert _apply(listener.drain()) == "a\ufffdb"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_follower_who_joined_while_the_job_was_queued_gets_the_whole_answer(
+    client, owner, workspace, demo_backend
+):
+    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from qweb.asgi import application
+
+    job = await database_sync_to_async(job_submit)(
+        messages=ASK, params={"max_new_tokens": 24}, workspace_id=workspace.pk, user_id=owner.pk
+    )
+    await database_sync_to_async(client.force_login)(owner)
+    follower = WebsocketCommunicator(
+        application,
+        f"/ws/jobs/{job.pk}/",
+        headers=[
+            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+            (b"origin", b"http://localhost"),
+        ],
+    )
+    assert (await follower.connect())[0]
+    events = [await follower.receive_json_from(timeout=5)]
+    assert (events[0]["type"], events[0]["attempt"]) == ("job.snapshot", 0)
+
+    worker = _worker(demo_backend, name="late")
+    await sync_to_async(_run_until_finished, thread_sensitive=False)(worker, [job.pk])
+    while events[-1]["type"] != "job.finished":
+        events.append(await follower.receive_json_from(timeout=5))
+    await follower.disconnect()
+    stored = await GenerationJob.objects.aget(pk=job.pk)
+    assert _apply(events) == stored.text
+    assert stored.text
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_idle_job_socket_stays_open_longer_than_the_redis_read_timeout(
+    client, owner, workspace
+):
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from qweb.asgi import application
+
+    job = await database_sync_to_async(job_submit)(
+        messages=ASK, workspace_id=workspace.pk, user_id=owner.pk
+    )
+    await database_sync_to_async(client.force_login)(owner)
+    follower = WebsocketCommunicator(
+        application,
+        f"/ws/jobs/{job.pk}/",
+        headers=[
+            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+            (b"origin", b"http://localhost"),
+        ],
+    )
+    assert (await follower.connect())[0]
+    await follower.receive_json_from(timeout=5)
+    assert await follower.receive_nothing(timeout=6.5)  # no close frame after 5 s of silence
+    await follower.send_json_to({"type": "cancel"})
+    finished = await follower.receive_json_from(timeout=5)
+    assert finished["state"] == "cancelled"
+    await follower.disconnect()
