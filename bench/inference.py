@@ -4,6 +4,7 @@ Run from the repository root (needs Redis; prints one JSON object on stdout, pro
 
     .venv/bin/python bench/inference.py                       # 8 concurrent, 128 tokens, 3 repeats
     .venv/bin/python bench/inference.py --requests 8 --tokens 128 --repeat 3
+    .venv/bin/python bench/inference.py --torch-threads 1   # leave a core to the serving path
 
 Everything comes from one run of one process tree:
 
@@ -425,6 +426,8 @@ class Bench:
         model_dir = Path(self.env["QWEB_MODEL_DIR"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         # The raw `generate` baseline: the same checkpoint and quantization the backend serves.
+        if self.arguments.torch_threads:
+            torch.set_num_threads(self.arguments.torch_threads)
         self.model = load_model(model_dir, quantize=self.arguments.quantize, device="cpu")
         self.backend = local_backend()
         self.engine = self.backend.engine
@@ -994,6 +997,15 @@ def main() -> None:
     parser.add_argument("--delta-ms", type=int, default=None, help="QWEB_DELTA_MS for the run")
     parser.add_argument("--delta-tokens", type=int, default=None, help="QWEB_DELTA_TOKENS")
     parser.add_argument("--timeout", type=float, default=120.0, help="per run, seconds")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help=(
+            "torch threads for the raw and the full-path runs alike (default: torch's). On a "
+            "small CPU box, 1 leaves a core to Daphne, Redis and the client, as a GPU host would"
+        ),
+    )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     arguments = parser.parse_args()

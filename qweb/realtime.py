@@ -60,7 +60,11 @@ class OrderedSender:
         asyncio.set_event_loop(self._loop)
         self._queue = asyncio.Queue()
         self._ready.set()
-        self._loop.run_until_complete(self._pump())
+        try:
+            self._loop.run_until_complete(self._pump())
+        finally:
+            # channels_redis drops this loop's connection pool when the loop closes.
+            self._loop.close()
 
     async def _pump(self) -> None:
         layer = get_channel_layer()
@@ -89,6 +93,9 @@ class OrderedSender:
         return self._idle.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued, then stop the thread and release its connections."""
+        if not self._thread.is_alive():
+            return
         self.drain(timeout)
         assert self._queue is not None
         self._loop.call_soon_threadsafe(self._queue.put_nowait, None)

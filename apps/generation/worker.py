@@ -374,8 +374,12 @@ class InferenceWorker:
             self.step()
         self.release_all()
         self._heartbeat(time.monotonic())
-        self._sender.close()
+        self.close()
         logger.info("Inference worker %s stopped", self.worker_id)
+
+    def close(self) -> None:
+        """Send what is still queued and release the sender's connections."""
+        self._sender.close()
 
     def release_all(self) -> None:
         """Hand running jobs back to the queue with their checkpoints (a graceful stop)."""

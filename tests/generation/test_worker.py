@@ -18,8 +18,19 @@ from apps.generation.worker import InferenceWorker
 ASK = [{"role": "user", "content": "Write a function that adds two numbers."}]
 
 
+_workers: list[InferenceWorker] = []
+
+
+@pytest.fixture(autouse=True)
+def close_workers():
+    yield
+    # A worker's sender holds channel-layer connections on its own loop: release them.
+    while _workers:
+        _workers.pop().close()
+
+
 def _worker(backend, name="w1", **kwargs):
-    return InferenceWorker(
+    worker = InferenceWorker(
         backend.engine,
         worker_id=name,
         model_name=backend.model_name,
@@ -27,6 +38,8 @@ def _worker(backend, name="w1", **kwargs):
         prompt_builder=backend.prompt_builder,
         **kwargs,
     )
+    _workers.append(worker)
+    return worker
 
 
 def _run_until_finished(worker, job_ids, timeout=60.0):
@@ -181,7 +194,8 @@ def test_a_job_whose_worker_died_is_continued_from_its_checkpoint(demo_backend, 
     assert job.attempts == 2
     assert job.state == GenerationJob.State.DONE
     assert job.text.startswith(checkpoint.text)
-    assert job.completion_tokens == 60
+    # The continuation may end at the model's end-of-turn token; it never exceeds the budget.
+    assert checkpoint.completion_tokens < job.completion_tokens <= 60
     events = listener.drain()
     assert any(event["type"] == "job.rewind" for event in events)
     assert _apply(events) == job.text  # what a follower shows: no duplicate, nothing missing

@@ -76,7 +76,10 @@ def test_a_worker_killed_mid_job_loses_it_to_another_that_completes_it(demo_mode
     assert (job.attempts, job.worker) == (2, "second")
     assert job.text.startswith(checkpoint.text)
     assert len(job.text) > len(checkpoint.text)
-    assert job.completion_tokens == 150
+    # The continuation may end at the model's end-of-turn token; it never exceeds the budget.
+    assert checkpoint.completion_tokens < job.completion_tokens <= 150
+    if job.finish_reason == "length":
+        assert job.completion_tokens == 150
 
 
 @pytest.mark.django_db(transaction=True)
