@@ -88,3 +88,23 @@ def users_by_role(owner, admin, member, viewer):
     from apps.workspaces.roles import Role
 
     return {Role.OWNER: owner, Role.ADMIN: admin, Role.MEMBER: member, Role.VIEWER: viewer}
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (live tails, rate limits) whatever ran before."""
+    if settings.configured:  # not under `-p no:django` (the Django-free suites)
+        from django.core.cache import cache
+
+        if settings.REDIS_URL:
+            # Only this run's keys: clear() would flush the whole Redis database.
+            import redis
+
+            client = redis.Redis.from_url(settings.REDIS_URL)
+            prefix = settings.CACHES["default"]["KEY_PREFIX"]
+            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+                client.delete(key)
+            client.close()
+        else:
+            cache.clear()
+    yield

@@ -6,7 +6,9 @@ from pathlib import Path
 os.environ.setdefault(
     "QWEB_DATA_DIR", str(Path(__file__).resolve().parents[1] / "build" / "test-data")
 )
-os.environ.setdefault("QWEB_CHANNEL_PREFIX", "qweb-test")
+# One prefix per test run, inherited by the servers and workers the tests start, so tests
+# clean up their own keys and never touch another run's (or a developer's real) data.
+os.environ.setdefault("QWEB_CHANNEL_PREFIX", f"qweb-test-{os.getpid()}")
 
 from qweb.settings import *  # noqa: F403
 

@@ -40,14 +40,27 @@ def tail_trim(job_id: int, attempt: int, checkpoint_seq: int) -> None:
 
 
 def job_snapshot(job: GenerationJob) -> JobSnapshot:
-    """The text so far: the stored checkpoint plus the live tail after it, without gaps."""
+    """The text so far: the stored checkpoint plus the live tail after it, without gaps.
+
+    The checkpoint (database) and the tail (cache) are read one after the other; the worker
+    trims the tail right after writing a checkpoint. If the tail read starts beyond the
+    checkpoint read, a newer checkpoint exists: read it again.
+    """
+    for _ in range(5):
+        tail = cache.get(_key(job.pk))
+        deltas = (
+            sorted(tail["deltas"])
+            if tail and tail["attempt"] == job.attempts and not job.is_finished
+            else []
+        )
+        if not deltas or deltas[0][0] <= job.seq + 1:
+            break
+        job.refresh_from_db()
     text, seq = job.text, job.seq
-    tail = cache.get(_key(job.pk))
-    if tail and tail["attempt"] == job.attempts and not job.is_finished:
-        for delta_seq, delta_text in sorted(tail["deltas"]):
-            if delta_seq == seq + 1:
-                text += delta_text
-                seq = delta_seq
+    for delta_seq, delta_text in deltas:
+        if delta_seq == seq + 1:
+            text += delta_text
+            seq = delta_seq
     return JobSnapshot(
         type="job.snapshot",
         job_id=job.pk,

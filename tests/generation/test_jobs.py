@@ -198,3 +198,17 @@ def test_pages_say_when_the_demo_model_is_served(client, owner, settings, tmp_pa
     (tmp_path / "config.json").write_text("{}")
     _is_demo.cache_clear()
     assert b"Demo model" not in client.get("/").content
+
+
+def test_a_snapshot_rereads_the_checkpoint_when_the_tail_was_trimmed_meanwhile(db):
+    job = job_submit(messages=HELLO)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        state=GenerationJob.State.RUNNING, text="He", seq=1, attempts=1
+    )
+    job.refresh_from_db()  # the follower read this checkpoint (seq 1) ...
+    # ... then the worker checkpointed seq 3 and trimmed the tail before the follower read it.
+    GenerationJob.objects.filter(pk=job.pk).update(text="Hello", seq=3)
+    tail_reset(job.pk, 1)
+    tail_append(job.pk, 1, 4, " wo")
+    snapshot = job_snapshot(job)
+    assert (snapshot["seq"], snapshot["text"]) == (4, "Hello wo")
