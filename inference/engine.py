@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -41,7 +40,7 @@ from typing import Any
 import torch
 
 from inference.detok import IncrementalDetokenizer, StopStringMatcher
-from inference.events import EngineError, FinishReason, Prompt, TokenDelta, drain
+from inference.events import EngineError, FinishReason, Prompt, StreamingBackend, TokenDelta
 from inference.sampling import SamplingParams, per_request_processors
 
 logger = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ def _one_line(error: BaseException | str) -> str:
     return text[:300] or type(error).__name__
 
 
-class Engine:
+class Engine(StreamingBackend):
     """Serve many concurrent generation requests from one model with continuous batching.
 
     ``Engine(model, tokenizer, kv_cache_bytes=2 * 1024**3)`` starts the generation thread; use it
@@ -197,13 +196,9 @@ class Engine:
             device=str(model.device),
         )
 
-        self._lock = threading.Lock()
-        self._events: queue.Queue[TokenDelta] = queue.Queue()
-        self._live: dict[str, _Request] = {}  # by caller's request id
+        super().__init__()
         self._by_internal: dict[str, _Request] = {}
         self._ids = itertools.count(1)
-        self._closing = False
-        self._closed = False
         self._manager.start()
         self._pump_stop = threading.Event()
         self._pump = threading.Thread(target=self._pump_loop, name="qweb-engine-pump", daemon=True)
@@ -303,17 +298,6 @@ class Engine:
             self._finish(request, "cancelled")
             return True
 
-    def poll(self, timeout: float | None = None) -> list[TokenDelta]:
-        """Wait up to ``timeout`` seconds (None: forever) for events; return all that are ready.
-
-        Events of one request come in ``seq`` order. Meant for a single consumer thread.
-        """
-        return drain(self._events, timeout)
-
-    def live_requests(self) -> list[str]:
-        with self._lock:
-            return list(self._live)
-
     def stats(self) -> dict[str, Any]:
         """Live counts, read without stopping the generation thread (so approximate)."""
         processor = self._manager.batch_processor
@@ -335,14 +319,9 @@ class Engine:
         With ``drain=True`` live requests may finish first (up to ``timeout`` seconds); the rest are
         cancelled and get their "cancelled" event.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closing = True
-        deadline = time.monotonic() + timeout
-        if drain:
-            while self.live_requests() and time.monotonic() < deadline:
-                time.sleep(_POLL_INTERVAL)
+        deadline = self._begin_shutdown(wait_for_live=drain, timeout=timeout)
+        if deadline is None:
+            return
         with self._lock:
             for request in list(self._live.values()):
                 self._manager.cancel_request(request.internal_id)
@@ -357,12 +336,6 @@ class Engine:
             self._pump.join(timeout=max(1.0, deadline - time.monotonic()))
             with self._lock:
                 self._closed = True
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
 
     # ------------------------------------------------------------------ internals
 

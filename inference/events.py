@@ -7,6 +7,8 @@ not load them.
 from __future__ import annotations
 
 import queue
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -54,3 +56,50 @@ def drain(events: queue.Queue[TokenDelta], timeout: float | None) -> list[TokenD
             ready.append(events.get_nowait())
         except queue.Empty:
             return ready
+
+
+class StreamingBackend:
+    """What the local engine and the remote backend share: the live requests, the event
+    queue their callers poll, and the first half of shutting down."""
+
+    _POLL_INTERVAL = 0.05
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: queue.Queue[TokenDelta] = queue.Queue()
+        self._live: dict[str, Any] = {}  # by the caller's request id
+        self._closing = False
+        self._closed = False
+
+    def poll(self, timeout: float | None = None) -> list[TokenDelta]:
+        """Wait up to ``timeout`` seconds (None: forever) for events; return all that are ready.
+
+        Events of one request come in ``seq`` order. Meant for a single consumer thread.
+        """
+        return drain(self._events, timeout)
+
+    def live_requests(self) -> list[str]:
+        with self._lock:
+            return list(self._live)
+
+    def _begin_shutdown(self, *, wait_for_live: bool, timeout: float) -> float | None:
+        """Refuse new work, optionally let live requests finish; the deadline, or None when
+        already shut down."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._closing = True
+        deadline = time.monotonic() + timeout
+        if wait_for_live:
+            while self.live_requests() and time.monotonic() < deadline:
+                time.sleep(self._POLL_INTERVAL)
+        return deadline
+
+    def shutdown(self, *, drain: bool = False, timeout: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> StreamingBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()

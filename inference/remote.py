@@ -31,18 +31,15 @@ import contextlib
 import http.client
 import json
 import logging
-import queue
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 from inference.detok import StopStringMatcher
-from inference.events import EngineError, FinishReason, Prompt, TokenDelta, drain
+from inference.events import EngineError, FinishReason, Prompt, StreamingBackend, TokenDelta
 from inference.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -135,7 +132,7 @@ class _Request:
         self.completion_tokens: int | None = None
 
 
-class RemoteBackend:
+class RemoteBackend(StreamingBackend):
     """Serve generation requests by relaying them to an OpenAI-compatible chat server.
 
     ``RemoteBackend("http://gpu-pool:8000", model="Qwen/Qwen3-Coder-480B-A35B-Instruct")``; use it
@@ -182,11 +179,7 @@ class RemoteBackend:
         # A server that rejects stream_options is asked again without it, and never again with it.
         self._send_stream_options = True
 
-        self._lock = threading.Lock()
-        self._events: queue.Queue[TokenDelta] = queue.Queue()
-        self._live: dict[str, _Request] = {}
-        self._closing = False
-        self._closed = False
+        super().__init__()
         self._pool = ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix="qweb-remote"
         )
@@ -235,17 +228,6 @@ class RemoteBackend:
             self._abort(request)
         return True
 
-    def poll(self, timeout: float | None = None) -> list[TokenDelta]:
-        """Wait up to ``timeout`` seconds (None: forever) for events; return all that are ready.
-
-        Events of one request come in ``seq`` order. Meant for a single consumer thread.
-        """
-        return drain(self._events, timeout)
-
-    def live_requests(self) -> list[str]:
-        with self._lock:
-            return list(self._live)
-
     def is_running(self) -> bool:
         return not self._closing
 
@@ -255,14 +237,9 @@ class RemoteBackend:
         With ``drain=True`` live requests may finish first (up to ``timeout`` seconds); the rest are
         cancelled and get their "cancelled" event.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closing = True
-        deadline = time.monotonic() + timeout
-        if drain:
-            while self.live_requests() and time.monotonic() < deadline:
-                time.sleep(_POLL_INTERVAL)
+        deadline = self._begin_shutdown(wait_for_live=drain, timeout=timeout)
+        if deadline is None:
+            return
         with self._lock:
             for request in list(self._live.values()):
                 self._finish(request, "cancelled")
@@ -272,12 +249,6 @@ class RemoteBackend:
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             self._closed = True
-
-    def __enter__(self) -> RemoteBackend:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
 
     # ------------------------------------------------------------------ events
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -14,6 +14,16 @@ from apps.ops.events import TaskProgress, task_broadcast
 from apps.ops.models import Task
 
 LEASE = timedelta(seconds=60)
+
+
+class ProgressReporter(Protocol):
+    """What long work reports progress through (a task's ``Progress``, or nothing)."""
+
+    def __call__(self, fraction: float, label: str, *, force: bool = False) -> None: ...
+
+
+def no_progress(fraction: float, label: str, *, force: bool = False) -> None:
+    """A reporter for callers that do not follow progress (commands, tests)."""
 
 
 class TaskError(Exception):

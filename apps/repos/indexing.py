@@ -17,7 +17,7 @@ import gc
 import hashlib
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
@@ -26,6 +26,7 @@ import pathspec
 from django.db import transaction
 from django.utils import timezone
 
+from apps.ops.services import ProgressReporter, no_progress
 from apps.repos.models import IndexedBlob, IndexedCommit, Repository
 from apps.repos.tokens import token_counter
 from qweb.lib.codeindex.languages import file_flags
@@ -44,12 +45,6 @@ _LOOKUP_BATCH = 5000
 
 # Files tokenized together: counting many at once is cheaper per file (see from_texts).
 _MATERIAL_BATCH = 512
-
-Progress = Callable[..., None]
-
-
-def _no_progress(fraction: float, label: str, *, force: bool = False) -> None:
-    return None
 
 
 class TreeFile(NamedTuple):
@@ -272,14 +267,14 @@ def _collector_paused() -> Iterator[None]:
 
 
 def index_commit(
-    *, repository: Repository, sha: str, progress: Progress = _no_progress
+    *, repository: Repository, sha: str, progress: ProgressReporter = no_progress
 ) -> IndexedCommit:
     """Index commit ``sha`` of ``repository`` (again, if it was indexed before)."""
     with _collector_paused():
         return _index_commit(repository, sha, progress)
 
 
-def _index_commit(repository: Repository, sha: str, progress: Progress) -> IndexedCommit:
+def _index_commit(repository: Repository, sha: str, progress: ProgressReporter) -> IndexedCommit:
     started = time.monotonic()
     indexed, _ = IndexedCommit.objects.update_or_create(
         repository=repository,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,7 +20,7 @@ from django.utils.text import slugify
 
 from apps.accounts.models import User
 from apps.ops.models import Task
-from apps.ops.services import TaskError, task_enqueue
+from apps.ops.services import ProgressReporter, TaskError, no_progress, task_enqueue
 from apps.repos.models import IndexedCommit, Repository, repositories_root
 from apps.workspaces.models import Membership, Workspace
 from apps.workspaces.permissions import ensure_can
@@ -32,14 +32,6 @@ from qweb.lib.urlsafety import UnsafeUrlError, check_clone_url
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz")
 _MB = 1024 * 1024
-
-
-class ProgressReporter(Protocol):
-    def __call__(self, fraction: float, label: str, *, force: bool = False) -> None: ...
-
-
-def _no_progress(fraction: float, label: str, *, force: bool = False) -> None:
-    return None
 
 
 def archive_limits() -> ArchiveLimits:
@@ -132,7 +124,7 @@ def repository_import_archive(
     archive_path: Path,
     filename: str,
     repository: Repository | None = None,
-    progress: ProgressReporter = _no_progress,
+    progress: ProgressReporter = no_progress,
 ) -> Repository:
     """Validate an archive and write it as the next commit of a (new) repository.
 
@@ -353,7 +345,7 @@ def repository_clone(
     url: str,
     branch: str | None = None,
     token: str | None = None,
-    progress: ProgressReporter = _no_progress,
+    progress: ProgressReporter = no_progress,
 ) -> Repository:
     """Clone ``url`` (shallow, one branch) into a new repository."""
     name, slug = _clean_name_or_task_error(workspace, name, None)
@@ -386,7 +378,7 @@ def repository_clone(
         shutil.rmtree(temp_path, ignore_errors=True)
 
 
-def repository_sync(*, repository: Repository, progress: ProgressReporter = _no_progress) -> str:
+def repository_sync(*, repository: Repository, progress: ProgressReporter = no_progress) -> str:
     """Fetch the newest commit of a cloned repository's branch; returns the new head."""
     if repository.source != Repository.Source.CLONE:
         raise TaskError("Only cloned repositories can be synced; upload a newer archive instead.")

@@ -161,6 +161,16 @@ def _split_path(path: str) -> list[tuple[str, str]]:
     return [(part, "/".join(parts[: index + 1])) for index, part in enumerate(parts)]
 
 
+def _repository_at(
+    request: HttpRequest, slug: str, repo: str, ref: str
+) -> tuple[Membership, Repository, GitStore, str]:
+    """The viewer's membership, the repository, its store and the commit ``ref`` names."""
+    membership = require_membership(request, slug)
+    repository = repository_get(workspace=membership.workspace, slug=repo)
+    store = GitStore(repository.store_path)
+    return membership, repository, store, _resolve(store, ref or repository.default_branch)
+
+
 def _resolve(store: GitStore, ref: str) -> str:
     try:
         return store.resolve(ref)
@@ -172,11 +182,8 @@ def _resolve(store: GitStore, ref: str) -> str:
 def repository_tree(
     request: HttpRequest, slug: str, repo: str, ref: str = "", path: str = ""
 ) -> HttpResponse:
-    membership = require_membership(request, slug)
-    repository = repository_get(workspace=membership.workspace, slug=repo)
-    store = GitStore(repository.store_path)
+    membership, repository, store, commit = _repository_at(request, slug, repo, ref)
     ref = ref or repository.default_branch
-    commit = _resolve(store, ref)
     try:
         items = store.ls_tree(commit, path)
     except GitStoreError:
@@ -205,10 +212,7 @@ def repository_tree(
 def repository_blob(
     request: HttpRequest, slug: str, repo: str, ref: str, path: str
 ) -> HttpResponse:
-    membership = require_membership(request, slug)
-    repository = repository_get(workspace=membership.workspace, slug=repo)
-    store = GitStore(repository.store_path)
-    commit = _resolve(store, ref)
+    membership, repository, store, commit = _repository_at(request, slug, repo, ref)
     parent = str(PurePosixPath(path).parent)
     try:
         listing = store.ls_tree(commit, "" if parent == "." else parent)
@@ -330,10 +334,7 @@ def repository_commits(request: HttpRequest, slug: str, repo: str) -> HttpRespon
 def repository_archive(
     request: HttpRequest, slug: str, repo: str, ref: str, fmt: str
 ) -> HttpResponse:
-    membership = require_membership(request, slug)
-    repository = repository_get(workspace=membership.workspace, slug=repo)
-    store = GitStore(repository.store_path)
-    commit = _resolve(store, ref)
+    _, repository, store, commit = _repository_at(request, slug, repo, ref)
     name = f"{repository.slug}-{commit[:12]}"
     response = StreamingHttpResponse(
         store.archive(commit, fmt, prefix=f"{name}/"),
@@ -367,6 +368,3 @@ def repository_delete(request: HttpRequest, slug: str, repo: str) -> HttpRespons
     services.repository_delete(actor=membership, repository=repository)
     messages.success(request, f"Repository “{repository.name}” was deleted.")
     return redirect("repos:index", slug=slug)
-
-
-__all__ = ["Repository"]

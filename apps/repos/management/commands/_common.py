@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from apps.accounts.models import User
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Role
 
@@ -23,6 +22,3 @@ def acting_membership(slug: str, email: str | None) -> Membership:
     if owner is None:
         raise CommandError(f"Workspace {slug} has no owner; pass --as EMAIL.")
     return owner
-
-
-__all__ = ["User", "acting_membership"]
