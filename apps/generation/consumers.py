@@ -6,7 +6,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from apps.generation.events import job_group
+from apps.generation.events import StreamPosition, job_group
 from apps.generation.selectors import job_for_user
 from apps.generation.services import job_cancel
 from apps.generation.stream import job_snapshot
@@ -53,7 +53,7 @@ class JobConsumer(JsonConsumer):
         if snapshot is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
-        self.attempt, self.seq = snapshot["attempt"], snapshot["seq"]
+        self.position = StreamPosition(snapshot["attempt"], snapshot["seq"])
         await self.send_json(snapshot)
 
     async def disconnect(self, code: int) -> None:
@@ -67,23 +67,9 @@ class JobConsumer(JsonConsumer):
         if not await _cancel(self.user, self.job_id):
             await self.send_json({"type": "error", "message": "You cannot stop this job."})
 
-    def _fresh(self, event: dict[str, Any]) -> bool:
-        if event["attempt"] < self.attempt:
-            return False
-        if event["attempt"] > self.attempt:
-            return event["type"] == "job.rewind"
-        return event["seq"] > self.seq or event["type"] == "job.finished"
-
     async def job_delta(self, event: dict[str, Any]) -> None:
-        if self._fresh(event):
-            self.seq = event["seq"]
+        if self.position.advance(event):
             await self.send_json(event)
 
-    async def job_rewind(self, event: dict[str, Any]) -> None:
-        if self._fresh(event):
-            self.attempt, self.seq = event["attempt"], event["seq"]
-            await self.send_json(event)
-
-    async def job_finished(self, event: dict[str, Any]) -> None:
-        if event["attempt"] >= self.attempt:
-            await self.send_json(event)
+    job_rewind = job_delta
+    job_finished = job_delta

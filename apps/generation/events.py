@@ -9,7 +9,8 @@ attempts. So nothing is duplicated or missing, whatever the dead worker had sent
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
 
 
 def job_group(job_id: int) -> str:
@@ -56,3 +57,29 @@ class JobFinished(TypedDict):
 
 
 JobEvent = JobDelta | JobRewind | JobSnapshot | JobFinished
+
+
+@dataclass
+class StreamPosition:
+    """Where a follower of a job's stream is: the attempt and the last ``seq`` it applied."""
+
+    attempt: int = 0
+    seq: int = 0
+
+    def advance(self, event: dict[str, Any]) -> bool:
+        """Whether the follower should apply ``event``; if so, move past it.
+
+        Events of older attempts are stale; a newer attempt starts with its ``job.rewind``
+        (anything else of it before that is ignored); within an attempt only higher ``seq``
+        counts. ``job.finished`` of the current or a newer attempt always applies.
+        """
+        if event["attempt"] < self.attempt:
+            return False
+        if event["type"] == "job.finished":
+            return True
+        if event["attempt"] > self.attempt and event["type"] != "job.rewind":
+            return False
+        if event["attempt"] == self.attempt and event["seq"] <= self.seq:
+            return False
+        self.attempt, self.seq = event["attempt"], event["seq"]
+        return True

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.generation.events import JobFinished, job_group
+from apps.generation.hooks import job_finished_hooks_run
 from apps.generation.models import GenerationJob
 from qweb.realtime import broadcast
 
@@ -126,6 +127,7 @@ def job_cancel(*, job_id: int) -> GenerationJob:
             job.finish_reason = "cancelled"
             job.finished_at = timezone.now()
             job.save(update_fields=["state", "finish_reason", "finished_at"])
+            job_finished_hooks_run(job)
             broadcast(job_group(job.pk), job_finished_event(job))
         else:
             job.cancel_requested = True

@@ -33,6 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.generation.events import JobDelta, JobRewind, job_group
+from apps.generation.hooks import job_finished_hooks_run
 from apps.generation.models import GenerationJob, WorkerHeartbeat
 from apps.generation.services import job_finished_event
 from apps.generation.stream import tail_append, tail_reset, tail_trim
@@ -170,6 +171,7 @@ class InferenceWorker:
             job.save(
                 update_fields=["state", "finish_reason", "error", "finished_at", "lease_until"]
             )
+            job_finished_hooks_run(job)
             self._send(dict(job_finished_event(job)))
 
     def _start(self, job: GenerationJob) -> None:
@@ -266,6 +268,7 @@ class InferenceWorker:
         )
         if updated:
             job = GenerationJob.objects.get(pk=stream.job_id)
+            job_finished_hooks_run(job)
             self._send(dict(job_finished_event(job)))
             tail_trim(stream.job_id, stream.attempt, stream.seq)
 
