@@ -1,6 +1,7 @@
 """Every websocket route, gathered from the apps."""
 
+from apps.chat.routing import websocket_urlpatterns as chat_routes
 from apps.generation.routing import websocket_urlpatterns as generation_routes
 from apps.workspaces.routing import websocket_urlpatterns as workspace_routes
 
-websocket_urlpatterns = [*workspace_routes, *generation_routes]
+websocket_urlpatterns = [*workspace_routes, *generation_routes, *chat_routes]

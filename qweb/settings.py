@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "apps.ops",
     "apps.repos",
     "apps.generation",
+    "apps.chat",
 ]
 
 MIDDLEWARE = [
@@ -329,6 +330,23 @@ QWEB_WORKER_LEASE_S = env.int("QWEB_WORKER_LEASE_S", 15, minimum=1)
 QWEB_DELTA_MS = env.int("QWEB_DELTA_MS", 50, minimum=1)
 QWEB_DELTA_TOKENS = env.int("QWEB_DELTA_TOKENS", 16, minimum=1)
 QWEB_CHECKPOINT_MS = env.int("QWEB_CHECKPOINT_MS", 1000, minimum=50)
+
+# Chat. The context budget is the model's window unless set (Qwen3-Coder: 262,144 tokens);
+# each turn reserves QWEB_CHAT_ANSWER_TOKENS of it for the answer.
+QWEB_CONTEXT_TOKENS = env.int("QWEB_CONTEXT_TOKENS", 0, minimum=0)  # 0: the model's window
+QWEB_CHAT_ANSWER_TOKENS = env.int("QWEB_CHAT_ANSWER_TOKENS", 2048, minimum=16)
+QWEB_CHAT_MAX_MESSAGE_CHARS = env.int("QWEB_CHAT_MAX_MESSAGE_CHARS", 20_000, minimum=100)
+QWEB_CHAT_DAILY_TOKENS = env.int("QWEB_CHAT_DAILY_TOKENS", 0, minimum=0)  # 0: no quota
+_chat_rate = env.str("QWEB_CHAT_RATE", "20/60") or "20/60"
+try:
+    QWEB_CHAT_RATE_COUNT, QWEB_CHAT_RATE_SECONDS = (int(part) for part in _chat_rate.split("/"))
+    if QWEB_CHAT_RATE_COUNT < 1 or QWEB_CHAT_RATE_SECONDS < 1:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        "QWEB_CHAT_RATE must be POSTS/SECONDS with both at least 1 (like 20/60), "
+        f"got {_chat_rate!r}."
+    ) from None
 
 # Workspaces.
 QWEB_INVITATION_DAYS = env.int("QWEB_INVITATION_DAYS", 7, minimum=1, maximum=90)

@@ -8,5 +8,6 @@ urlpatterns = [
     path("invitations/<str:token>/", workspace_views.invitation_accept, name="invitation_accept"),
     path("healthz", healthz, name="healthz"),
     path("", include("apps.repos.urls")),
+    path("", include("apps.chat.urls")),
     path("", include("apps.workspaces.urls")),
 ]

@@ -33,7 +33,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live_server_url(transactional_db) -> Iterator[str]:
+def live_server_env() -> dict[str, str]:
+    """Extra environment for the live server; a test module overrides it to configure qweb."""
+    return {}
+
+
+@pytest.fixture
+def live_server_url(transactional_db, live_server_env) -> Iterator[str]:
     port = _free_port()
     env = {
         **os.environ,
@@ -43,6 +49,7 @@ def live_server_url(transactional_db) -> Iterator[str]:
         "QWEB_ALLOWED_HOSTS": "127.0.0.1,localhost",
         # One server process runs the background tasks too, as in the embedded setup.
         "QWEB_EMBEDDED_WORKER": "true",
+        **live_server_env,
     }
     log_path = ARTIFACTS / f"daphne-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

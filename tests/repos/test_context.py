@@ -10,55 +10,12 @@ from django.core.management.base import CommandError
 
 from apps.repos import services
 from apps.repos.context import ContextError, context_build, query_identifiers
-from apps.repos.indexing import index_commit
-from tests.repos.conftest import make_zip
-
-SHOP = {
-    "shop/manage.py": (
-        "import django\nfrom django.core.management import execute_from_command_line\n"
-    ),
-    "shop/shop/settings.py": (
-        "INSTALLED_APPS = ['orders']\nROOT_URLCONF = 'shop.urls'\n"
-        "TEMPLATES = [{'BACKEND': 'django.template.backends.django.DjangoTemplates'}]\n"
-    ),
-    "shop/shop/urls.py": (
-        "from django.urls import include, path\n\n"
-        "urlpatterns = [path('orders/', include('orders.urls'))]\n"
-    ),
-    "shop/orders/__init__.py": "",
-    "shop/orders/apps.py": (
-        "from django.apps import AppConfig\n\n\nclass OrdersConfig(AppConfig):\n"
-        "    name = 'orders'\n"
-    ),
-    "shop/orders/models.py": (
-        "from django.db import models\n\n\nclass Invoice(models.Model):\n"
-        "    amount = models.DecimalField(max_digits=9, decimal_places=2)\n\n"
-        "    def total_with_tax(self):\n        return self.amount * 2\n"
-    ),
-    "shop/orders/urls.py": (
-        "from django.urls import path\n\nfrom orders import views\n\n"
-        "urlpatterns = [path('<int:pk>/receipt/', views.receipt, name='receipt')]\n"
-    ),
-    "shop/orders/views.py": (
-        "from django.shortcuts import render\n\nfrom orders.models import Invoice\n\n\n"
-        "def receipt(request, pk):\n"
-        "    invoice = Invoice.objects.get(pk=pk)\n"
-        "    return render(request, 'orders/receipt.html', {'invoice': invoice})\n"
-    ),
-    "shop/orders/templates/orders/receipt.html": "<h1>Receipt</h1>{{ invoice.amount }}\n",
-    "shop/docs/notes.txt": "Nothing about receipts here, only deployment notes.\n",
-}
+from tests.repos.conftest import make_zip, shop_repository
 
 
 @pytest.fixture
 def shop(workspace, owner, tmp_path):
-    archive = tmp_path / "shop.zip"
-    make_zip(SHOP, archive)
-    repository = services.repository_import_archive(
-        workspace=workspace, user=owner, name="Shop", archive_path=archive, filename="shop.zip"
-    )
-    index_commit(repository=repository, sha=repository.head_sha)
-    return repository
+    return shop_repository(workspace=workspace, user=owner, tmp_path=tmp_path)
 
 
 def test_identifiers_are_read_from_the_question():

@@ -1,0 +1,269 @@
+"""Chat pages: the conversation list, one conversation, and the small endpoints its page uses.
+
+Posting, stopping and pinning normally travel over the conversation's websocket; the POST
+endpoints here do the same through the same services, for scripts and for pages whose
+socket is down.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.chat import services
+from apps.chat.models import Conversation
+from apps.chat.prompt import answer_reserve, context_window
+from apps.chat.selectors import (
+    conversation_get,
+    conversation_list,
+    conversation_messages,
+    usage_today,
+)
+from apps.repos.models import IndexedCommit
+from apps.repos.selectors import repository_list
+from apps.workspaces.models import Membership
+from apps.workspaces.permissions import require_membership
+from apps.workspaces.roles import Action, can
+from qweb.lib.gitstore import GitStore
+
+MAX_PATH_SUGGESTIONS = 20
+
+
+def _context(membership: Membership, **extra: object) -> dict[str, object]:
+    return {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "can_contribute": can(membership.role, Action.CONTRIBUTE),
+        "can_manage": can(membership.role, Action.MANAGE_MEMBERS),
+        "tab": "chat",
+        **extra,
+    }
+
+
+def _errors(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+def _conversation_for(
+    request: HttpRequest, slug: str, conversation_id: int, action: Action = Action.VIEW
+) -> tuple[Membership, Conversation]:
+    """The requester's membership (checked for ``action``) and the workspace's conversation."""
+    membership = require_membership(request, slug, action)
+    return membership, conversation_get(
+        workspace=membership.workspace, conversation_id=conversation_id
+    )
+
+
+def _back(slug: str, conversation: Conversation) -> HttpResponse:
+    return redirect("chat:detail", slug=slug, conversation_id=conversation.pk)
+
+
+@login_required
+@require_GET
+def conversation_index(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = require_membership(request, slug)
+    query = request.GET.get("q", "")[:200]
+    repository_id = request.GET.get("repository") or ""
+    conversations = conversation_list(
+        workspace=membership.workspace,
+        query=query,
+        repository_id=int(repository_id) if repository_id.isdigit() else None,
+    )
+    repositories = [r for r in repository_list(workspace=membership.workspace) if r.head_sha]
+    return render(
+        request,
+        "chat/list.html",
+        _context(
+            membership,
+            conversations=conversations[:200],
+            repositories=repositories,
+            query=query,
+            repository_id=repository_id,
+        ),
+    )
+
+
+@login_required
+@require_POST
+def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = require_membership(request, slug, Action.CONTRIBUTE)
+    repository = membership.workspace.repositories.filter(
+        pk=request.POST.get("repository") if request.POST.get("repository", "").isdigit() else 0
+    ).first()
+    if repository is None:
+        messages.error(request, "Choose one of this workspace's repositories.")
+        return redirect("chat:index", slug=slug)
+    try:
+        conversation = services.conversation_create(
+            membership=membership,
+            repository=repository,
+            ref=request.POST.get("ref", ""),
+            title=request.POST.get("title", ""),
+        )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+        return redirect("chat:index", slug=slug)
+    question = request.POST.get("question", "")
+    if question.strip():
+        try:
+            services.conversation_post_message(
+                membership=membership, conversation=conversation, text=question
+            )
+        except ValidationError as error:
+            messages.error(request, _errors(error))
+    return _back(slug, conversation)
+
+
+def _indexed_state(conversation: Conversation) -> tuple[str, str | None]:
+    """The commit the conversation's ref points at and its index state ("" if none)."""
+    sha = GitStore(conversation.repository.store_path).resolve_optional(conversation.ref)
+    if sha is None:
+        return "", None
+    indexed = IndexedCommit.objects.filter(repository=conversation.repository, sha=sha).first()
+    return sha, indexed.state if indexed else None
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id)
+    sha, index_state = _indexed_state(conversation)
+    window = context_window()
+    return render(
+        request,
+        "chat/detail.html",
+        _context(
+            membership,
+            conversation=conversation,
+            chat_messages=list(conversation_messages(conversation=conversation)),
+            head_sha=sha,
+            index_state=index_state,
+            window=window,
+            budget=window - answer_reserve(window),
+            max_chars=settings.QWEB_CHAT_MAX_MESSAGE_CHARS,
+            usage_today=usage_today(
+                user_id=membership.user_id, workspace_id=membership.workspace_id
+            ),
+        ),
+    )
+
+
+@login_required
+@require_GET
+def message_fragment(
+    request: HttpRequest, slug: str, conversation_id: int, message_id: int
+) -> HttpResponse:
+    """One message as the page shows it, for answers that started after the page loaded."""
+    membership, conversation = _conversation_for(request, slug, conversation_id)
+    message = conversation.messages.select_related("author").filter(pk=message_id).first()
+    if message is None:
+        return HttpResponse("No such message.", status=404)
+    return render(
+        request,
+        "chat/_message.html",
+        _context(membership, conversation=conversation, message=message),
+    )
+
+
+@login_required
+@require_POST
+def conversation_post(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    try:
+        answer = services.conversation_post_message(
+            membership=membership,
+            conversation=conversation,
+            text=request.POST.get("text", ""),
+            pinned=request.POST.getlist("pin"),
+        )
+    except services.RateLimited as error:
+        response = JsonResponse({"error": _errors(error)}, status=429)
+        response["Retry-After"] = str(error.retry_after)
+        if request.htmx or request.headers.get("Accept") == "application/json":
+            return response
+        messages.error(request, _errors(error))
+    except ValidationError as error:
+        if request.headers.get("Accept") == "application/json":
+            return JsonResponse({"error": _errors(error)}, status=400)
+        messages.error(request, _errors(error))
+    else:
+        if request.headers.get("Accept") == "application/json":
+            return JsonResponse({"message_id": answer.pk, "job_id": answer.job_id}, status=201)
+    return _back(slug, conversation)
+
+
+@login_required
+@require_POST
+def conversation_stop(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    message_id = request.POST.get("message_id", "")
+    try:
+        services.message_stop(
+            membership=membership,
+            conversation=conversation,
+            message_id=int(message_id) if message_id.isdigit() else None,
+        )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    return _back(slug, conversation)
+
+
+@login_required
+@require_POST
+def conversation_rename(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    try:
+        services.conversation_rename(
+            membership=membership, conversation=conversation, title=request.POST.get("title", "")
+        )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    return _back(slug, conversation)
+
+
+@login_required
+@require_POST
+def conversation_delete(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    title = conversation.title
+    services.conversation_delete(membership=membership, conversation=conversation)
+    messages.success(request, f"Deleted “{title}”.")
+    return redirect("chat:index", slug=slug)
+
+
+@login_required
+@require_POST
+def conversation_pins(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    try:
+        services.conversation_pins_set(
+            membership=membership, conversation=conversation, paths=request.POST.getlist("pin")
+        )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    return _back(slug, conversation)
+
+
+@login_required
+@require_GET
+def conversation_paths(request: HttpRequest, slug: str, conversation_id: int) -> JsonResponse:
+    """Files of the conversation's commit matching ``q``, for ``@path`` autocomplete."""
+    _, conversation = _conversation_for(request, slug, conversation_id)
+    query = request.GET.get("q", "").strip().lower()[:200]
+    sha, _ = _indexed_state(conversation)
+    indexed = IndexedCommit.objects.filter(
+        repository=conversation.repository, sha=sha, state=IndexedCommit.State.READY
+    ).first()
+    if indexed is None:
+        return JsonResponse({"paths": [], "indexed": False})
+    paths = [path for path, _, _ in indexed.manifest]
+    # File-name matches first, then anywhere in the path; shorter paths first within each.
+    named = [p for p in paths if query in p.rsplit("/", 1)[-1].lower()]
+    anywhere = [p for p in paths if query in p.lower() and p not in set(named)]
+    ranked = sorted(named, key=len) + sorted(anywhere, key=len)
+    return JsonResponse({"paths": ranked[:MAX_PATH_SUGGESTIONS], "indexed": True})
