@@ -335,7 +335,9 @@ QWEB_CHECKPOINT_MS = env.int("QWEB_CHECKPOINT_MS", 1000, minimum=50)
 # each turn reserves QWEB_CHAT_ANSWER_TOKENS of it for the answer.
 QWEB_CONTEXT_TOKENS = env.int("QWEB_CONTEXT_TOKENS", 0, minimum=0)  # 0: the model's window
 QWEB_CHAT_ANSWER_TOKENS = env.int("QWEB_CHAT_ANSWER_TOKENS", 2048, minimum=16)
-QWEB_CHAT_MAX_MESSAGE_CHARS = env.int("QWEB_CHAT_MAX_MESSAGE_CHARS", 20_000, minimum=100)
+QWEB_CHAT_MAX_MESSAGE_CHARS = env.int(
+    "QWEB_CHAT_MAX_MESSAGE_CHARS", 20_000, minimum=100, maximum=100_000
+)
 QWEB_CHAT_DAILY_TOKENS = env.int("QWEB_CHAT_DAILY_TOKENS", 0, minimum=0)  # 0: no quota
 _chat_rate = env.str("QWEB_CHAT_RATE", "20/60") or "20/60"
 try:

@@ -318,3 +318,18 @@ async def test_a_binary_frame_gets_an_error_and_keeps_the_socket_open(member):
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
     await close(socket)
+
+
+async def test_an_oversized_frame_is_refused_unparsed_and_keeps_the_socket_open(member):
+    from qweb.consumers import MAX_FRAME_CHARS
+
+    socket, connected, _ = await open_socket(member)
+    assert connected
+
+    await socket.send_to(text_data='{"type": "ping", "pad": "' + "x" * MAX_FRAME_CHARS + '"}')
+
+    answer = await socket.receive_json_from(timeout=TIMEOUT)
+    assert answer["type"] == "error" and answer["code"] == "too_large"
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
+    await close(socket)
