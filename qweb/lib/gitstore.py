@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -716,6 +716,142 @@ class GitStore:
         if broken or proc.returncode != 0:
             raise GitStoreError(_failure("Writing the commit", stderr))
 
+    # --- changes on top of a commit (refactors) ---------------------------------------------
+
+    def commit_changes(
+        self,
+        *,
+        parent: str,
+        changes: Mapping[str, bytes | None],
+        ref: str,
+        author_name: str,
+        author_email: str,
+        message: str,
+        when: datetime | None = None,
+    ) -> str:
+        """Write a commit on ``ref`` whose tree is ``parent``'s with ``changes`` applied.
+
+        ``changes`` maps paths to new content (``None`` deletes the file). Changed files keep
+        their mode; new files are ``100644``. ``ref`` (under ``refs/qweb/``) is created or
+        moved: it keeps the objects from garbage collection. Returns the commit's sha.
+        """
+        parent = self.resolve(parent)
+        if not ref.startswith("refs/qweb/"):
+            raise GitStoreError(f"{ref!r} is not a qweb-private ref.")
+        _check_identity(author_name, author_email)
+        modes = {
+            item.path: item.mode
+            for item in self.ls_tree(parent, recursive=True)
+            if item.path in changes
+        }
+        for path in changes:
+            _check_tree_path(path)
+            if modes.get(path) in {"120000", "160000"}:
+                raise GitStoreError(f"{path!r} is a link or submodule; it cannot be edited.")
+        timestamp = int((when or datetime.now(UTC)).timestamp())
+        identity = f"{author_name} <{author_email}> {timestamp} +0000".encode()
+        stream = bytearray()
+        commands = []
+        for mark, (path, content) in enumerate(sorted(changes.items()), start=1):
+            if content is None:
+                commands.append(b"D %s\n" % _quote(path))
+                continue
+            stream += b"blob\nmark :%d\ndata %d\n" % (mark, len(content)) + content + b"\n"
+            mode = modes.get(path, "100644").encode()
+            commands.append(b"M %s :%d %s\n" % (mode, mark, _quote(path)))
+        encoded = message.encode()
+        stream += b"commit %s\n" % ref.encode()
+        stream += b"author %s\ncommitter %s\n" % (identity, identity)
+        stream += b"data %d\n%s\nfrom %s\n" % (len(encoded), encoded, parent.encode())
+        stream += b"".join(commands) + b"\ndone\n"
+        result = self._git(
+            "fast-import",
+            "--quiet",
+            "--done",
+            "--force",
+            "--date-format=raw",
+            input=bytes(stream),
+            check=False,
+        )
+        for crash in self.path.glob("fast_import_crash_*"):
+            crash.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise GitStoreError(_failure("Writing the changes", result.stderr))
+        return self.resolve(ref)
+
+    def apply_patch(self, base: str, patch: bytes) -> str:
+        """The tree of ``base`` with ``patch`` (a git diff against it) applied; no ref moves."""
+        _check_ref(base)
+        with tempfile.TemporaryDirectory(prefix="qweb-index-") as folder:
+            env = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
+            self._git_with(env, "read-tree", "--end-of-options", base)
+            if patch.strip():
+                result = self._git_with(
+                    env, "apply", "--cached", "--whitespace=nowarn", "-", input=patch, check=False
+                )
+                if result.returncode != 0:
+                    raise GitStoreError(_failure("Applying the accepted changes", result.stderr))
+            return self._git_with(env, "write-tree").stdout.decode().strip()
+
+    def commit_tree(
+        self,
+        tree: str,
+        *,
+        parents: Sequence[str],
+        author_name: str,
+        author_email: str,
+        message: str,
+        committer_name: str | None = None,
+        committer_email: str | None = None,
+    ) -> str:
+        """Write a commit object for ``tree`` (no ref moves) and return its sha."""
+        _check_identity(author_name, author_email)
+        _check_ref(tree)
+        args = ["commit-tree", tree]
+        for parent in parents:
+            _check_ref(parent)
+            args += ["-p", parent]
+        env = {
+            "GIT_AUTHOR_NAME": author_name,
+            "GIT_AUTHOR_EMAIL": author_email,
+            "GIT_COMMITTER_NAME": committer_name or author_name,
+            "GIT_COMMITTER_EMAIL": committer_email or author_email,
+        }
+        return self._git_with(env, *args, input=message.encode()).stdout.decode().strip()
+
+    def merge(self, ours: str, theirs: str) -> tuple[str | None, list[str]]:
+        """Three-way merge of two commits by git (their merge base found by git).
+
+        Returns ``(tree, [])`` when clean, ``(None, conflicted paths)`` otherwise; writes no ref.
+        """
+        _check_ref(ours)
+        _check_ref(theirs)
+        result = self._git(
+            "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs, check=False
+        )
+        lines = result.stdout.decode(errors="replace").splitlines()
+        if result.returncode == 0 and lines:
+            return lines[0].strip(), []
+        if result.returncode == 1:
+            return None, sorted({line for line in lines[1:] if line.strip()})
+        raise GitStoreError(_failure("Merging", result.stderr))
+
+    def update_ref(self, ref: str, new: str, old: str | None) -> bool:
+        """Move ``ref`` to ``new`` only if it still is ``old`` (``None``: must not exist)."""
+        if not (ref.startswith("refs/heads/") or ref.startswith("refs/qweb/")):
+            raise GitStoreError(f"{ref!r} cannot be moved by qweb.")
+        if ref.startswith("refs/heads/"):
+            _check_branch_name(ref.removeprefix("refs/heads/"))
+        transaction = f"update {ref} {new} {old or ZERO_SHA}\n".encode()
+        return self._git("update-ref", "--stdin", input=transaction, check=False).returncode == 0
+
+    def format_patch(self, commit: str) -> bytes:
+        """``git format-patch`` of one commit, as a mailbox a reviewer can ``git am``."""
+        _check_ref(commit)
+        return self._git(
+            "format-patch", "-1", "--stdout", "--no-color", "--no-signature", commit
+        ).stdout
+
     # --- plumbing ------------------------------------------------------------------------
 
     def _cmd(self, *args: str) -> list[str]:
@@ -730,6 +866,14 @@ class GitStore:
     ) -> subprocess.CompletedProcess[bytes]:
         return _run(
             self._cmd(*args), input=input, check=check, timeout=timeout, what=f"git {args[0]}"
+        )
+
+    def _git_with(
+        self, env: dict[str, str], *args: str, input: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """``_git`` with extra environment variables (a private index, an identity)."""
+        return _run(
+            self._cmd(*args), input=input, check=check, what=f"git {args[0]}", env=git_env(env)
         )
 
 
@@ -948,8 +1092,11 @@ def _run(
     input: bytes | None = None,
     check: bool = True,
     timeout: float = DEFAULT_TIMEOUT_S,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    proc = _Process(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    proc = _Process(
+        cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL, env=env
+    )
     try:
         stdout, _ = proc.popen.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
