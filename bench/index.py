@@ -49,13 +49,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import io  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import tarfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -77,6 +75,7 @@ from apps.repos.indexing import MAX_PARSED_BYTES, PARSED_LANGUAGES, index_commit
 from apps.repos.models import IndexedBlob, IndexedCommit, Repository  # noqa: E402
 from apps.repos.tokens import token_counter  # noqa: E402
 from apps.workspaces.services import workspace_create  # noqa: E402
+from bench._corpus import load_corpus, throwaway_database, write_archive  # noqa: E402
 from qweb.lib.codeindex.languages import file_flags  # noqa: E402
 from qweb.lib.codeindex.symbols import extract  # noqa: E402
 
@@ -84,27 +83,6 @@ from qweb.lib.codeindex.symbols import extract  # noqa: E402
 CHANGED_FILE = "utils/text.py"
 QUERY = "slugify text to ascii"
 T = TypeVar("T")
-
-
-def load_corpus() -> dict[str, bytes]:
-    """Every file of the installed Django package, by path relative to it."""
-    root = Path(django.__file__).parent
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-
-
-def write_archive(files: dict[str, bytes], path: Path) -> Path:
-    """A .tar.gz of ``files`` under one top-level ``django/`` folder, as a release would be."""
-    with tarfile.open(path, "w:gz", compresslevel=1) as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"django/{name}")
-            info.size = len(data)
-            info.mode = 0o644
-            archive.addfile(info, io.BytesIO(data))
-    return path
 
 
 def parsed_files(files: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
@@ -335,18 +313,10 @@ def main() -> None:
         "--no-tracemalloc", action="store_true", help="skip the extra traced full index"
     )
     arguments = parser.parse_args()
-    old_name = connection.settings_dict["NAME"]
-    # A database of its own, never the test suite's ``test_…`` one another run may be using.
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = (
-        str(_WORK / "bench.sqlite3")
-        if connection.vendor == "sqlite"
-        else f"qweb_bench_index_{os.getpid()}"
-    )
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
-        report = run(arguments)
+        with throwaway_database(_WORK, "index"):
+            report = run(arguments)
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
         shutil.rmtree(_WORK, ignore_errors=True)
     print(json.dumps(report, indent=2))
 

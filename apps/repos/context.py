@@ -3,15 +3,21 @@
 Chat and ``manage.py repo_context`` both call ``context_build``. Files are ranked by several
 signals, each of which is reported as a reason so people can see why a file went in:
 
-- **search**: BM25 over code chunks with identifier-aware tokens (best chunk per file, plus a
-  little for further matching chunks);
-- **symbol**: the file defines an identifier the question names (``get_user_model``);
-- **path**: the question names the file's folder or file name;
+- **search**: BM25 twice: over each file taken whole (the evidence spread over it, with
+  length normalisation; a word and its plural count as one) and over code chunks with
+  identifier-aware tokens (best chunk per file, plus a little for further matching chunks);
+- **symbol**: the file defines an identifier the question names (``get_user_model``); a
+  function or class counts more than a module-level value such as a setting;
+- **path**: the question names the file (or its package), rare names counting more than
+  common ones, plurals as their singular;
 - **map**: the repository map's PageRank, personalised towards the files found above, adds
   the files those files lean on;
 - **django**: for a Django project, a question that names a URL, view, model or template
   brings in the linked URLconf → view → template files;
 - **pinned**: files the user pinned come first, whole.
+
+Translation catalogues (``.po``) are scaled down: they copy the code's messages once per
+language. ``bench/chat_recall.py`` measures the ranking against plain BM25.
 
 Packing: pinned files, then the repository map outline (a fixed share of the budget), then
 ranked files whole while they fit, then the best chunks of the next files.
@@ -27,17 +33,34 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from apps.repos.indexing import blob_symbols
 from apps.repos.models import IndexedBlob, IndexedCommit, Repository
 from apps.repos.search import index_for
 from apps.repos.tokens import token_counter
 from qweb.lib.codeindex.django_aware import DjangoProject, analyze
 from qweb.lib.codeindex.repomap import RepoMap, build_repo_map
-from qweb.lib.codeindex.tokens import tokenize
+from qweb.lib.codeindex.tokens import plural_stem, tokenize
 from qweb.lib.gitstore import GitStore
 
 REPO_MAP_SHARE = 0.1
 MAX_CANDIDATES = 40
+# What each signal adds to a file's score at most; the two search scores are scaled so the
+# best file has 1, and a file below MIN_SHARE of the best whole-file score is left out.
+WHOLE_FILE_WEIGHT = 1.0
+CHUNK_WEIGHT = 0.5
+MIN_SHARE = 0.05
+SYMBOL_WEIGHT = 0.8
+VALUE_SYMBOL_WEIGHT = 0.2
+PATH_WEIGHT = 0.3
+MAP_WEIGHT = 0.3
+CATALOGUE_FACTOR = 0.3
+_CATALOGUE_SUFFIXES = frozenset({".po", ".pot"})
+# Definition kinds that hold behaviour, as opposed to a module-level value.
+_CODE_KINDS = frozenset(
+    {"class", "function", "method", "struct", "interface", "trait", "enum", "module"}
+)
 _IDENTIFIER = re.compile(
     r"`([^`]+)`|\b([A-Za-z_][A-Za-z0-9_]*(?:_[A-Za-z0-9_]+|[a-z][A-Z][A-Za-z0-9_]*))\b"
 )
@@ -169,6 +192,49 @@ def _django_matches(
     return found
 
 
+@functools.lru_cache(maxsize=8)
+def _path_names(
+    paths: tuple[str, ...],
+) -> tuple[list[tuple[frozenset[str], frozenset[str]]], dict[str, float]]:
+    """Each path's name words and folder words (plural endings dropped), and how rare each
+    word is among the paths (inverse document frequency, scaled so a unique word has 1).
+
+    A package's ``__init__`` file is named by its folder.
+    """
+    names: list[tuple[frozenset[str], frozenset[str]]] = []
+    holders: dict[str, int] = defaultdict(int)
+    for path in paths:
+        pure = PurePosixPath(path)
+        folders = list(pure.parent.parts)
+        stem = pure.stem
+        if stem == "__init__" and folders:
+            stem = folders.pop()
+        name = frozenset(plural_stem(token) for token in tokenize(stem))
+        folder = frozenset(plural_stem(token) for part in folders for token in tokenize(part))
+        names.append((name, folder - name))
+        for word in name | folder:
+            holders[word] += 1
+    scale = math.log(len(paths) + 1)
+    rarity = {word: math.log((len(paths) + 1) / count) / scale for word, count in holders.items()}
+    return names, rarity
+
+
+def _path_matches(paths: tuple[str, ...], query: str) -> dict[str, float]:
+    """Paths whose file name the question uses, with a 0–1 strength: rare name words count
+    most, folder words half as much."""
+    names, rarity = _path_names(paths)
+    wanted = {plural_stem(token) for token in tokenize(query)}
+    found = {}
+    for path, (name, folder) in zip(paths, names, strict=True):
+        named = name & wanted
+        if not named:
+            continue
+        strength = sum(rarity[word] for word in named)
+        strength += 0.5 * sum(rarity[word] for word in folder & wanted)
+        found[path] = min(1.0, strength)
+    return found
+
+
 def context_build(
     *,
     repository: Repository,
@@ -192,39 +258,49 @@ def context_build(
     repo_map, file_tokens = _repo_map(indexed.pk, indexed.sha)
     words = set(_WORD.findall(query))
     identifiers = query_identifiers(query)
-    query_tokens = set(tokenize(query))
 
     scores: dict[str, float] = defaultdict(float)
     reasons: dict[str, list[str]] = defaultdict(list)
 
-    # Search: the best chunk per file counts fully, further chunks a little.
+    # Search, twice: each file taken whole (all the evidence it holds, length-normalised)
+    # and its best chunks (the passage that answers); each scaled so the best file has 1.
+    whole = index.file_scores(query)
+    best_whole = float(whole.max(initial=0.0))
+    if best_whole > 0:
+        for position in np.flatnonzero(whole >= MIN_SHARE * best_whole).tolist():
+            share = float(whole[position]) / best_whole
+            path = index.paths[position]
+            scores[path] += WHOLE_FILE_WEIGHT * share
+            reasons[path].append(f"search: the file as a whole ({share:.2f})")
     per_file: dict[str, list[float]] = defaultdict(list)
-    for doc_id, score in index.search(query, k=MAX_CANDIDATES * 3):
+    # Definitions the question names count once, below, not again through the chunks.
+    for doc_id, score in index.search(query, k=MAX_CANDIDATES * 3, definition_boost=0.0):
         per_file[index.document(doc_id).path].append(score)
     top = max((max(values) for values in per_file.values()), default=0.0) or 1.0
     for path, values in per_file.items():
         values.sort(reverse=True)
-        scores[path] += (values[0] + 0.15 * sum(values[1:4])) / top
+        scores[path] += CHUNK_WEIGHT * (values[0] + 0.15 * sum(values[1:4])) / top
         reasons[path].append(
             f"search: {len(values)} matching chunk{'s' if len(values) > 1 else ''}"
         )
 
-    # Symbols the question names.
+    # Symbols the question names: a function or class it names is likely what it asks
+    # about; a module-level value (a setting, a constant) is more often context. A name
+    # defined in many files points at each of them less.
     for identifier in identifiers:
-        for entry, _score in index.search_symbols(identifier, k=5):
-            if entry.name == identifier:
-                scores[entry.path] += 0.8
-                reasons[entry.path].append(f"symbol: defines {entry.name} ({entry.kind})")
+        defining: dict[str, str] = {}
+        for entry in index.definitions_named(identifier):
+            if defining.get(entry.path) not in _CODE_KINDS:
+                defining[entry.path] = entry.kind
+        for path, kind in defining.items():
+            weight = SYMBOL_WEIGHT if kind in _CODE_KINDS else VALUE_SYMBOL_WEIGHT
+            scores[path] += weight / math.sqrt(len(defining))
+            reasons[path].append(f"symbol: defines {identifier} ({kind})")
 
-    # File and folder names the question mentions.
-    for path in manifest:
-        parts = {token for part in PurePosixPath(path).parts for token in tokenize(part)}
-        stem_tokens = set(tokenize(PurePosixPath(path).stem))
-        if stem_tokens and stem_tokens <= query_tokens and len(stem_tokens) >= 1:
-            overlap = len(parts & query_tokens)
-            if overlap >= 2 or stem_tokens & {t for t in query_tokens if len(t) > 4}:
-                scores[path] += 0.25 + 0.05 * overlap
-                reasons[path].append("path: named in the question")
+    # File and folder names the question mentions, rare names counting more.
+    for path, share in _path_matches(tuple(manifest), query).items():
+        scores[path] += PATH_WEIGHT * share
+        reasons[path].append("path: named in the question")
 
     # Django links.
     if any(
@@ -236,6 +312,12 @@ def context_build(
                 scores[path] += 0.6
                 reasons[path].extend(why)
 
+    # Translation catalogues repeat the code's messages once per language: a question's
+    # words would otherwise bring dozens of copies of one string ahead of the code.
+    for path in scores:
+        if PurePosixPath(path).suffix in _CATALOGUE_SUFFIXES:
+            scores[path] *= CATALOGUE_FACTOR
+
     # Repository map: PageRank from the files found so far spreads to what they depend on.
     focus = sorted(scores, key=lambda path: -scores[path])[:10]
     if focus:
@@ -244,7 +326,7 @@ def context_build(
         for path, rank in ranks.items():
             share = rank / best_rank
             if share > 0.05 and path in manifest:
-                scores[path] += 0.3 * math.sqrt(share)
+                scores[path] += MAP_WEIGHT * math.sqrt(share)
                 if path not in focus:
                     reasons[path].append(f"map: central to the matching files ({share:.2f})")
 

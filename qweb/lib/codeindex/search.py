@@ -31,7 +31,13 @@ import msgpack
 import numpy as np
 
 from qweb.lib.codeindex.symbols import Definition, FileSymbols
-from qweb.lib.codeindex.tokens import IDENTIFIER, identifier_tokens, identifier_words, tokenize
+from qweb.lib.codeindex.tokens import (
+    IDENTIFIER,
+    identifier_tokens,
+    identifier_words,
+    plural_stem,
+    tokenize,
+)
 
 # Bump when the tokenizer, chunking or the stored layout changes: an index or a cached file
 # material written by another version must be rebuilt, not searched with different tokens.
@@ -638,6 +644,93 @@ class SearchIndex:
             if scores[index] > 0
         ]
 
+    def file_scores(self, query: str) -> np.ndarray:
+        """BM25 of every file (in ``paths`` order) taken whole, one document per file.
+
+        Chunks find the passage that answers; a whole file adds up the evidence spread over
+        it, and its length normalisation keeps a long file that mentions every word once
+        from beating the short one about the question. Counted from the chunks' postings
+        (their path tokens once per file, not once per chunk), so nothing more is stored. A
+        word and its plural ("handler", "handlers") are one term, as a stemmer makes them.
+        """
+        files = len(self.paths)
+        scores = np.zeros(files, dtype=np.float64)
+        if not files:
+            return scores
+        chunks, lengths, path_counts = self._file_table
+        norm = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / max(float(lengths.mean()), 1.0))
+        for token in tokenize(query):
+            tf = sum(
+                (
+                    self._file_counts(variant, chunks, path_counts)
+                    for variant in self._variants(token)
+                ),
+                np.zeros(files, dtype=np.float64),
+            )
+            present = int(np.count_nonzero(tf))
+            if not present:
+                continue
+            idf = np.log(1 + (files - present + 0.5) / (present + 0.5))
+            scores += idf * tf / (norm + tf)
+        return scores
+
+    def _variants(self, token: str) -> list[str]:
+        """The indexed tokens that are ``token`` or its plural or singular."""
+        return self._plural_groups.get(plural_stem(token), [token])
+
+    @cached_property
+    def _plural_groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for token in self.vocabulary:
+            groups.setdefault(plural_stem(token), []).append(token)
+        return groups
+
+    def _file_counts(
+        self,
+        token: str,
+        chunks: np.ndarray,
+        path_counts: dict[str, tuple[np.ndarray, np.ndarray]],
+    ) -> np.ndarray:
+        """How often ``token`` occurs in each file, its path counted once."""
+        files = len(self.paths)
+        token_id = self._token_id(token)
+        if token_id is None:
+            return np.zeros(files, dtype=np.float64)
+        first, last = int(self._term_indptr[token_id]), int(self._term_indptr[token_id + 1])
+        tf = np.bincount(
+            self._doc_path[self._post_docs[first:last]],
+            weights=self._post_counts[first:last],
+            minlength=files,
+        )
+        repeated = path_counts.get(token)
+        if repeated is not None:
+            holders, counts = repeated
+            tf[holders] -= np.maximum(chunks[holders] - 1, 0) * counts
+        return tf
+
+    @cached_property
+    def _file_table(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Chunks and token count of each file taken whole, and where each path token is."""
+        files = len(self.paths)
+        chunks = np.bincount(self._doc_path, minlength=files).astype(np.float64)
+        doc_lengths = np.bincount(self._post_docs, weights=self._post_counts, minlength=len(self))
+        lengths = np.bincount(self._doc_path, weights=doc_lengths, minlength=files)
+        holders: dict[str, tuple[list[int], list[int]]] = {}
+        for position, path in enumerate(self.paths):
+            counted = Counter(path_tokens(path))
+            lengths[position] -= max(chunks[position] - 1, 0) * sum(counted.values())
+            for token, count in counted.items():
+                found = holders.setdefault(token, ([], []))
+                found[0].append(position)
+                found[1].append(count)
+        path_counts = {
+            token: (np.asarray(positions, dtype=np.int64), np.asarray(counts, dtype=np.float64))
+            for token, (positions, counts) in holders.items()
+        }
+        return chunks, np.maximum(lengths, 0.0), path_counts
+
     def search_paths(self, query: str, k: int = 10) -> list[tuple[str, float]]:
         """Best files for a query: each file scored by its best document."""
         best: dict[str, float] = {}
@@ -669,6 +762,17 @@ class SearchIndex:
                     if start <= line <= max(int(self._doc_end[index]), start):
                         result.add(index)
         return sorted(result)
+
+    def definitions_named(self, name: str) -> list[SymbolEntry]:
+        """Every definition called exactly ``name``, in index order."""
+        return [self.symbols.entries[index] for index in self._definition_rows.get(name, ())]
+
+    @cached_property
+    def _definition_rows(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for index, row in enumerate(self._symbol_rows):
+            rows.setdefault(row[0], []).append(index)
+        return rows
 
     def search_symbols(self, query: str, k: int = 20) -> list[tuple[SymbolEntry, float]]:
         """Definitions whose names match the query best."""

@@ -110,3 +110,18 @@ def tokenize(text: str) -> list[str]:
 def identifier_words(identifier: str) -> tuple[str, ...]:
     """Lowercased words of an identifier, keeping short ones: ``getURL`` → ("get", "url")."""
     return tuple(part.lower() for part in _PART.findall(identifier))
+
+
+def plural_stem(token: str) -> str:
+    """A lowercase token without its plural ending: "handlers" → "handler", "classes" → "class".
+
+    Deliberately light: only the ending that most often separates a question's word from a
+    file or folder name ("session middleware" → ``sessions/middleware.py``).
+    """
+    if len(token) > 4 and token.endswith("ies"):
+        return token[:-3] + "y"
+    if len(token) > 4 and token.endswith("sses"):
+        return token[:-2]
+    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        return token[:-1]
+    return token
