@@ -25,6 +25,7 @@ from apps.generation.stream import job_snapshot
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
 from qweb.consumers import JsonConsumer
+from qweb.ratelimit import RateLimited
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_ALLOWED = 4403
@@ -167,7 +168,7 @@ class ConversationConsumer(JsonConsumer):
         conversation, membership = found
         try:
             await _act_async(action, conversation, membership, content)
-        except services.RateLimited as error:
+        except RateLimited as error:
             await self._error("rate_limited", _error_text(error), retry_after=error.retry_after)
         except PermissionDenied as error:
             await self._error("forbidden", str(error) or "You cannot do this.")

@@ -7,12 +7,9 @@ role itself, so no entry point can forget it.
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -37,22 +34,12 @@ from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
 from qweb.lib.gitstore import GitStore
 from qweb.lib.markdown import render_markdown
+from qweb.ratelimit import RateLimited, rate_limit  # noqa: F401 - RateLimited re-exported
 from qweb.realtime import broadcast
 
 MAX_TITLE = 200
 MAX_PINS = 20
 UNTITLED = "New conversation"
-
-
-class RateLimited(ValidationError):
-    """Too many posts in the window; ``retry_after`` says how many seconds to wait."""
-
-    def __init__(self, retry_after: int) -> None:
-        self.retry_after = retry_after
-        super().__init__(
-            f"You are sending messages too fast: wait {retry_after} s and try again.",
-            code="rate_limited",
-        )
 
 
 def _clean_title(title: str) -> str:
@@ -162,22 +149,6 @@ def conversation_pins_set(
     return conversation
 
 
-def _rate_limit(user_id: int) -> None:
-    """A fixed window per user (shared by every server process through the cache)."""
-    window = settings.QWEB_CHAT_RATE_SECONDS
-    now = time.time()
-    slot = int(now // window)
-    key = f"chat-rate:{user_id}:{slot}"
-    cache.add(key, 0, window + 5)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, window + 5)
-        used = 1
-    if used > settings.QWEB_CHAT_RATE_COUNT:
-        raise RateLimited(max(1, math.ceil((slot + 1) * window - now)))
-
-
 def _history(conversation: Conversation) -> list[HistoryTurn]:
     """Earlier question → answer pairs whose answer has text, oldest first."""
     turns: list[HistoryTurn] = []
@@ -259,7 +230,11 @@ def conversation_post_message(
         raise ValidationError(
             {"text": f"You have used today's {quota:,} tokens here; ask again tomorrow."}
         )
-    _rate_limit(membership.user_id)
+    rate_limit(
+        f"chat:{membership.user_id}",
+        count=settings.QWEB_CHAT_RATE_COUNT,
+        seconds=settings.QWEB_CHAT_RATE_SECONDS,
+    )
 
     known = _ready_manifest(conversation)
     pins = list(

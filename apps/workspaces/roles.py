@@ -33,14 +33,25 @@ ROLE_HELP = {
 class Action(enum.Enum):
     """Things someone can do in a workspace, each with the least role that may do it."""
 
-    VIEW = Role.VIEWER
-    CONTRIBUTE = Role.MEMBER
-    MANAGE_MEMBERS = Role.ADMIN
-    MANAGE_WORKSPACE = Role.OWNER
+    VIEW = "view"
+    CONTRIBUTE = "contribute"
+    APPLY_CHANGES = "apply_changes"
+    MANAGE_MEMBERS = "manage_members"
+    MANAGE_WORKSPACE = "manage_workspace"
 
     @property
     def minimum_role(self) -> Role:
-        return self.value
+        return _MINIMUM_ROLE[self]
+
+
+_MINIMUM_ROLE = {
+    Action.VIEW: Role.VIEWER,
+    Action.CONTRIBUTE: Role.MEMBER,
+    # Applying writes the model's code into a repository: admins, after review.
+    Action.APPLY_CHANGES: Role.ADMIN,
+    Action.MANAGE_MEMBERS: Role.ADMIN,
+    Action.MANAGE_WORKSPACE: Role.OWNER,
+}
 
 
 def can(role: Role | str, action: Action) -> bool:
