@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from qweb.ratelimit import RateLimited
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_ALLOWED = 4403
+CLOSE_GONE = 4404
 
 # No frame qweb expects comes near this (a chat question has at most 100,000 characters,
 # under 700,000 even JSON-escaped); bigger ones get an error without being parsed.
@@ -36,3 +44,54 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             return await super().decode_json(text_data)
         except ValueError:
             return None
+
+
+class ActionConsumer(JsonConsumer):
+    """A consumer whose browser frames are actions on services, authorized frame by frame.
+
+    Subclasses name their ``actions``, load the actor's current membership and target in
+    ``load_target`` (None: access is gone → error and close 4403), and run an action in
+    ``perform`` — synchronous service code, run off the shared database thread so one slow
+    action does not hold up everyone else's reads. Service refusals come back as
+    ``{"type": "error", "code": ..., "message": ...}``.
+    """
+
+    actions: frozenset[str] = frozenset()
+
+    def load_target(self) -> Any:
+        raise NotImplementedError
+
+    def perform(self, action: str, target: Any, content: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        target = await database_sync_to_async(self.load_target)()
+        if target is None:
+            await self.send_error("forbidden", "You no longer have access.")
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.send_error("bad_frame", "Frames are JSON objects with a type.")
+            return
+        action = content["type"]
+        if action == "ping":
+            await self.send_json({"type": "pong"})
+            return
+        if action not in self.actions:
+            await self.send_error("bad_frame", f"Unknown event {action[:40]!r}.")
+            return
+        try:
+            await database_sync_to_async(self.perform, thread_sensitive=False)(
+                action, target, content
+            )
+        except RateLimited as error:
+            await self.send_error(
+                "rate_limited", " ".join(error.messages), retry_after=error.retry_after
+            )
+        except PermissionDenied as error:
+            await self.send_error("forbidden", str(error) or "You cannot do this.")
+        except ValidationError as error:
+            await self.send_error("invalid", " ".join(error.messages), action=action)
+
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})

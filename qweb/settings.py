@@ -350,6 +350,13 @@ except ValueError:
         f"got {_chat_rate!r}."
     ) from None
 
+# Refactors: the answer reserve of a proposal (edits are long), and the security gate's
+# default before a workspace's admins choose their own.
+QWEB_REFACTOR_ANSWER_TOKENS = env.int("QWEB_REFACTOR_ANSWER_TOKENS", 8192, minimum=16)
+QWEB_REFACTOR_MAX_INSTRUCTION_CHARS = env.int(
+    "QWEB_REFACTOR_MAX_INSTRUCTION_CHARS", 20_000, minimum=100, maximum=100_000
+)
+
 # Workspaces.
 QWEB_INVITATION_DAYS = env.int("QWEB_INVITATION_DAYS", 7, minimum=1, maximum=90)
 

@@ -13,28 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.chat import services
-from apps.chat.events import MessageFinished, conversation_group
+from apps.chat.events import conversation_group
 from apps.chat.models import Conversation, Message
 from apps.chat.selectors import conversation_for_user, conversation_pending_answers
-from apps.generation.events import StreamPosition, job_group
-from apps.generation.models import GenerationJob
-from apps.generation.stream import job_snapshot
+from apps.generation.consumers import JobFollowerMixin
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
-from qweb.consumers import JsonConsumer
-from qweb.ratelimit import RateLimited
+from qweb.consumers import CLOSE_GONE, CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED, ActionConsumer
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_NOT_ALLOWED = 4403
-CLOSE_GONE = 4404
 RECENT_MESSAGES = 100
-
-
-def _error_text(error: ValidationError) -> str:
-    return " ".join(error.messages)
 
 
 @database_sync_to_async
@@ -47,16 +36,6 @@ def _authorize(user: Any, conversation_id: int) -> tuple[int, bool] | None:
 
 
 @database_sync_to_async
-def _membership(user_id: int, conversation_id: int) -> tuple[Conversation, Membership] | None:
-    conversation = Conversation.objects.select_related("repository").filter(pk=conversation_id)
-    found = conversation.first()
-    if found is None:
-        return None
-    membership = Membership.objects.filter(workspace_id=found.workspace_id, user_id=user_id).first()
-    return None if membership is None else (found, membership)
-
-
-@database_sync_to_async
 def _ready_state(conversation_id: int) -> tuple[list[tuple[int, int]], list[int]]:
     """Answers being written, and the ids of the latest messages (for a page catching up)."""
     recent = Message.objects.filter(conversation_id=conversation_id).order_by("-pk")
@@ -65,51 +44,15 @@ def _ready_state(conversation_id: int) -> tuple[list[tuple[int, int]], list[int]
 
 
 @database_sync_to_async
-def _snapshot(job_id: int) -> dict[str, Any] | None:
-    job = GenerationJob.objects.filter(pk=job_id).first()
-    return None if job is None else dict(job_snapshot(job))
-
-
-@database_sync_to_async
-def _finished(message_id: int) -> MessageFinished | None:
+def _finished(message_id: int) -> dict[str, Any] | None:
     message = Message.objects.filter(pk=message_id).first()
-    return None if message is None else services.message_finished_event(message)
+    return None if message is None else dict(services.message_finished_event(message))
 
 
-def _act(action: str, conversation: Conversation, membership: Membership, content: dict) -> None:
-    if action == "post":
-        services.conversation_post_message(
-            membership=membership,
-            conversation=conversation,
-            text=content.get("text"),
-            pinned=content.get("pinned"),
-        )
-    elif action == "stop":
-        services.message_stop(
-            membership=membership, conversation=conversation, message_id=content.get("message_id")
-        )
-    elif action == "pins":
-        services.conversation_pins_set(
-            membership=membership, conversation=conversation, paths=content.get("pinned")
-        )
-    elif action == "ask_again":
-        message_id = content.get("message_id")
-        services.conversation_ask_again(
-            membership=membership,
-            conversation=conversation,
-            message_id=message_id if isinstance(message_id, int) else 0,
-        )
-
-
-# Posting builds the turn's prompt (reads git, counts tokens): off the shared database
-# thread, so one member's long prompt does not hold up snapshots for everyone else.
-_act_async = database_sync_to_async(_act, thread_sensitive=False)
-
-ACTIONS = {"post", "stop", "pins", "ask_again"}
-
-
-class ConversationConsumer(JsonConsumer):
+class ConversationConsumer(JobFollowerMixin, ActionConsumer):
     group: str | None = None
+    owner_key = "message_id"
+    actions = frozenset({"post", "stop", "pins", "ask_again"})
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -122,7 +65,6 @@ class ConversationConsumer(JsonConsumer):
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         self.user_id = user.pk
-        self.follows: dict[int, tuple[int, StreamPosition]] = {}
         self.group = conversation_group(self.conversation_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -137,87 +79,68 @@ class ConversationConsumer(JsonConsumer):
             }
         )
         for message_id, job_id in pending:
-            await self._follow(message_id, job_id)
+            await self.follow_job(message_id, job_id)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-        for job_id in list(getattr(self, "follows", {})):
-            await self.channel_layer.group_discard(job_group(job_id), self.channel_name)
+        await self.unfollow_all()
 
     # ------------------------------------------------------------------ from the browser
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        found = await _membership(self.user_id, self.conversation_id)
-        if found is None:
-            await self.send_json(
-                {"type": "error", "code": "forbidden", "message": "You no longer have access."}
-            )
-            await self.close(code=CLOSE_NOT_ALLOWED)
-            return
-        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
-            await self._error("bad_frame", "Frames are JSON objects with a type.")
-            return
-        action = content["type"]
-        if action == "ping":
-            await self.send_json({"type": "pong"})
-            return
-        if action not in ACTIONS:
-            await self._error("bad_frame", f"Unknown event {action[:40]!r}.")
-            return
-        conversation, membership = found
-        try:
-            await _act_async(action, conversation, membership, content)
-        except RateLimited as error:
-            await self._error("rate_limited", _error_text(error), retry_after=error.retry_after)
-        except PermissionDenied as error:
-            await self._error("forbidden", str(error) or "You cannot do this.")
-        except ValidationError as error:
-            await self._error("invalid", _error_text(error), action=action)
+    def load_target(self) -> tuple[Conversation, Membership] | None:
+        conversation = (
+            Conversation.objects.select_related("repository")
+            .filter(pk=self.conversation_id)
+            .first()
+        )
+        if conversation is None:
+            return None
+        membership = Membership.objects.filter(
+            workspace_id=conversation.workspace_id, user_id=self.user_id
+        ).first()
+        return None if membership is None else (conversation, membership)
 
-    async def _error(self, code: str, message: str, **extra: Any) -> None:
-        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+    def perform(self, action: str, target: Any, content: dict[str, Any]) -> None:
+        conversation, membership = target
+        if action == "post":
+            services.conversation_post_message(
+                membership=membership,
+                conversation=conversation,
+                text=content.get("text"),
+                pinned=content.get("pinned"),
+            )
+        elif action == "stop":
+            services.message_stop(
+                membership=membership,
+                conversation=conversation,
+                message_id=content.get("message_id"),
+            )
+        elif action == "pins":
+            services.conversation_pins_set(
+                membership=membership, conversation=conversation, paths=content.get("pinned")
+            )
+        elif action == "ask_again":
+            message_id = content.get("message_id")
+            services.conversation_ask_again(
+                membership=membership,
+                conversation=conversation,
+                message_id=message_id if isinstance(message_id, int) else 0,
+            )
 
     # ------------------------------------------------------------------ answers streaming
 
-    async def _follow(self, message_id: int, job_id: int) -> None:
-        if job_id in self.follows:
-            return
-        # Join before reading the snapshot: whatever is sent after the read arrives here.
-        await self.channel_layer.group_add(job_group(job_id), self.channel_name)
-        snapshot = await _snapshot(job_id)
-        if snapshot is None:
-            await self.channel_layer.group_discard(job_group(job_id), self.channel_name)
-            return
-        self.follows[job_id] = (message_id, StreamPosition(snapshot["attempt"], snapshot["seq"]))
-        await self.send_json({**snapshot, "message_id": message_id})
-        if snapshot["state"] in {"done", "failed", "cancelled"}:
-            await self._unfollow(job_id)
-
-    async def _unfollow(self, job_id: int) -> None:
-        message_id, _ = self.follows.pop(job_id)
-        await self.channel_layer.group_discard(job_group(job_id), self.channel_name)
-        finished = await _finished(message_id)
+    async def job_ended(self, owner_id: int) -> None:
+        finished = await _finished(owner_id)
         if finished is not None:
             await self.send_json(finished)
-
-    async def job_delta(self, event: dict[str, Any]) -> None:
-        follow = self.follows.get(event["job_id"])
-        if follow is None or not follow[1].advance(event):
-            return
-        await self.send_json({**event, "message_id": follow[0]})
-        if event["type"] == "job.finished":
-            await self._unfollow(event["job_id"])
-
-    job_rewind = job_delta
-    job_finished = job_delta
 
     # ------------------------------------------------------------------ conversation events
 
     async def message_created(self, event: dict[str, Any]) -> None:
         await self.send_json(event)
         if event["role"] == Message.Role.ASSISTANT and event["job_id"]:
-            await self._follow(event["message_id"], event["job_id"])
+            await self.follow_job(event["message_id"], event["job_id"])
 
     async def conversation_renamed(self, event: dict[str, Any]) -> None:
         await self.send_json(event)

@@ -93,9 +93,10 @@ def _model_window(model_dir: str) -> int:
     return int(window) if isinstance(window, int) and window > 0 else DEFAULT_WINDOW
 
 
-def answer_reserve(window: int) -> int:
-    """Tokens kept free for the answer: the setting, at most half the window."""
-    return max(1, min(settings.QWEB_CHAT_ANSWER_TOKENS, settings.QWEB_MAX_NEW_TOKENS, window // 2))
+def answer_reserve(window: int, wanted: int | None = None) -> int:
+    """Tokens kept free for the answer: the setting (or ``wanted``), at most half the window."""
+    wanted = wanted or settings.QWEB_CHAT_ANSWER_TOKENS
+    return max(1, min(wanted, settings.QWEB_MAX_NEW_TOKENS, window // 2))
 
 
 @functools.cache
@@ -225,16 +226,22 @@ def turn_prompt_build(
     question: str,
     history: list[HistoryTurn],
     pinned: list[str],
+    instructions: str = SYSTEM_PROMPT,
+    answer_tokens: int | None = None,
 ) -> TurnPrompt:
-    """Build the messages and manifest of one turn; raises ``PromptError`` with the reason."""
+    """Build the messages and manifest of one turn; raises ``PromptError`` with the reason.
+
+    ``instructions`` is the system prompt's opening (``{name}`` and ``{commit}`` filled in);
+    ``answer_tokens`` overrides the answer reserve (refactors need longer answers than chat).
+    """
     counter = token_counter()
     count = counter.count
     indexed = _resolve_commit(repository, ref)
     window = context_window()
-    reserve = answer_reserve(window)
+    reserve = answer_reserve(window, answer_tokens)
     budget = window - reserve
 
-    system_head = SYSTEM_PROMPT.format(name=repository.name, commit=indexed.sha[:12])
+    system_head = instructions.format(name=repository.name, commit=indexed.sha[:12])
     question_tokens = count(question) + MESSAGE_OVERHEAD
     fixed = count(system_head) + MESSAGE_OVERHEAD + question_tokens + 16
     if fixed > budget:

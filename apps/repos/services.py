@@ -254,12 +254,17 @@ def _commit_to_existing(
         )
     except GitStoreError as error:
         raise TaskError(str(error)) from None
+    repository_head_moved(repository=repository, sha=sha)
+    return repository
+
+
+def repository_head_moved(*, repository: Repository, sha: str) -> None:
+    """Record a new head of the default branch (an upload, a sync, an applied refactor)."""
     with transaction.atomic():
         repository.head_sha = sha
         repository.updated_at = timezone.now()
         repository.save(update_fields=["head_sha", "updated_at"])
         index_enqueue(repository=repository, sha=sha)
-    return repository
 
 
 def index_enqueue(*, repository: Repository, sha: str) -> Task | None:
@@ -392,10 +397,9 @@ def repository_sync(*, repository: Repository, progress: ProgressReporter = no_p
     except GitStoreError as error:
         raise TaskError(str(error)) from None
     with transaction.atomic():
-        repository.head_sha = sha
-        repository.last_synced_at = repository.updated_at = timezone.now()
-        repository.save(update_fields=["head_sha", "last_synced_at", "updated_at"])
-        index_enqueue(repository=repository, sha=sha)
+        repository.last_synced_at = timezone.now()
+        repository.save(update_fields=["last_synced_at"])
+        repository_head_moved(repository=repository, sha=sha)
     return sha
 
 
