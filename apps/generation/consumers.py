@@ -17,10 +17,14 @@ CLOSE_NOT_ALLOWED = 4403
 FINISHED_STATES = {"done", "failed", "cancelled"}
 
 
-@database_sync_to_async
-def _job_snapshot(job_id: int) -> dict[str, Any] | None:
+# Off the shared database thread: when an answer starts, every socket watching it reads a
+# snapshot at once, and one after another they would hold up the live deltas.
+def _read_snapshot(job_id: int) -> dict[str, Any] | None:
     job = GenerationJob.objects.filter(pk=job_id).first()
     return None if job is None else dict(job_snapshot(job))
+
+
+_job_snapshot = database_sync_to_async(_read_snapshot, thread_sensitive=False)
 
 
 class JobFollowerMixin:

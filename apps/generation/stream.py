@@ -42,20 +42,19 @@ def tail_trim(job_id: int, attempt: int, checkpoint_seq: int) -> None:
 def job_snapshot(job: GenerationJob) -> JobSnapshot:
     """The text so far: the stored checkpoint plus the live tail after it, without gaps.
 
-    The checkpoint (database) and the tail (cache) are read one after the other; the worker
-    trims the tail right after writing a checkpoint. If the tail read starts beyond the
-    checkpoint read, a newer checkpoint exists: read it again.
+    The tail is read first, the job row after it. The worker appends a delta to the tail
+    before sending it and trims the tail only up to a checkpoint it has already written, so
+    whatever the tail lacks at the moment it is read is either in the (later-read)
+    checkpoint or sent after the follower joined the group. Reading the row first would
+    lose the deltas between an old checkpoint and a newer one whose trim emptied the tail.
     """
-    for _ in range(5):
-        tail = cache.get(_key(job.pk))
-        deltas = (
-            sorted(tail["deltas"])
-            if tail and tail["attempt"] == job.attempts and not job.is_finished
-            else []
-        )
-        if not deltas or deltas[0][0] <= job.seq + 1:
-            break
-        job.refresh_from_db()
+    tail = cache.get(_key(job.pk))
+    job.refresh_from_db(fields=["text", "seq", "attempts", "state"])
+    deltas = (
+        sorted(tail["deltas"])
+        if tail and tail["attempt"] == job.attempts and not job.is_finished
+        else []
+    )
     text, seq = job.text, job.seq
     for delta_seq, delta_text in deltas:
         if delta_seq == seq + 1:

@@ -200,6 +200,20 @@ def test_pages_say_when_the_demo_model_is_served(client, owner, settings, tmp_pa
     assert b"Demo model" not in client.get("/").content
 
 
+def test_a_snapshot_never_returns_an_older_checkpoint_than_the_tail_was_trimmed_to(db):
+    job = job_submit(messages=HELLO)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        state=GenerationJob.State.RUNNING, text="He", seq=1, attempts=1
+    )
+    job.refresh_from_db()  # the follower loaded this row (seq 1) ...
+    # ... then the worker checkpointed seq 3 and trimmed the tail to nothing.
+    GenerationJob.objects.filter(pk=job.pk).update(text="Hello", seq=3)
+    tail_reset(job.pk, 1)
+    snapshot = job_snapshot(job)
+    # Deltas 2 and 3 are never sent again: the snapshot must include them.
+    assert (snapshot["seq"], snapshot["text"]) == (3, "Hello")
+
+
 def test_a_snapshot_rereads_the_checkpoint_when_the_tail_was_trimmed_meanwhile(db):
     job = job_submit(messages=HELLO)
     GenerationJob.objects.filter(pk=job.pk).update(
