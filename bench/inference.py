@@ -61,7 +61,6 @@ import os
 import platform
 import queue
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -69,11 +68,23 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._live import (  # noqa: E402 - needs ROOT on the path
+    check_redis,
+    cleanup_redis,
+    database_url,
+    log_tail,
+    package_version,
+    percentiles,
+    session_cookie,
+    start_daphne,
+    stop_process,
+)
 
 # Eight different coding requests; request i of a batch uses PROMPTS[i % 8], one request PROMPTS[0].
 PROMPTS = (
@@ -87,7 +98,6 @@ PROMPTS = (
     "Show a minimal unit test for a function that reverses a string.",
 )
 
-DAPHNE_APP = "qweb.asgi:application"
 FINISHED_STATES = {"done", "failed", "cancelled"}
 
 TARGETS = {
@@ -106,28 +116,6 @@ def _messages(index: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}]
 
 
-def _percentiles(values: list[float]) -> dict[str, Any]:
-    """p50/p90/p99/max/mean of ``values`` (linear interpolation between closest ranks)."""
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        position = (len(ordered) - 1) * q
-        low = int(position)
-        high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-    return {
-        "n": len(ordered),
-        "p50": round(at(0.50), 2),
-        "p90": round(at(0.90), 2),
-        "p99": round(at(0.99), 2),
-        "max": round(ordered[-1], 2),
-        "mean": round(statistics.fmean(ordered), 2),
-    }
-
-
 def _rate_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     rates = [run["tokens_per_s"] for run in runs]
     summary: dict[str, Any] = {
@@ -144,19 +132,6 @@ def _rate_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if reasons:
         summary["finish_reasons"] = reasons
     return summary
-
-
-def _version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- websocket client
@@ -296,39 +271,6 @@ def _prepare_environment(arguments: argparse.Namespace, work: Path) -> dict[str,
     }
 
 
-def _check_redis(url: str) -> str:
-    import redis
-
-    try:
-        info = redis.Redis.from_url(url, socket_timeout=3).info("server")
-    except redis.RedisError as error:
-        raise SystemExit(
-            f"bench/inference.py needs Redis at {url} (REDIS_URL) for the channel layer: {error}"
-        ) from None
-    return str(info.get("redis_version", "?"))
-
-
-def _cleanup_redis(url: str, prefix: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=3)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    return len(keys)
-
-
-def _database_url(settings_dict: dict[str, Any]) -> str:
-    from urllib.parse import quote
-
-    user = quote(settings_dict.get("USER") or "")
-    password = settings_dict.get("PASSWORD") or ""
-    credentials = f"{user}:{quote(password)}" if password else user
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{credentials}@{host}:{port}/{settings_dict['NAME']}"
-
-
 class _StampedQueue(queue.Queue):
     """Stands in for the engine's event queue and notes when each event was produced."""
 
@@ -438,30 +380,9 @@ class Bench:
         self.torch_threads = torch.get_num_threads()
 
     def start_services(self, cookie: str) -> None:
-        port = _free_port()
-        self.port = port
         env = {**os.environ, **self.env}
-        daphne_log = (self.work / "daphne.log").open("wb")
-        self.daphne = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), DAPHNE_APP],
-            cwd=ROOT,
-            env=env,
-            stdout=daphne_log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.daphne.poll() is not None:
-                raise SystemExit(f"Daphne exited at start:\n{self._tail('daphne.log')}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"Daphne did not listen in 60 s:\n{self._tail('daphne.log')}"
-                    ) from None
-                time.sleep(0.1)
+        self.daphne, port = start_daphne(env, self.work / "daphne.log")
+        self.port = port
         client_log = (self.work / "client.log").open("wb")
         self.client = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--client", "--port", str(port)],
@@ -474,8 +395,7 @@ class Bench:
         )
 
     def _tail(self, name: str) -> str:
-        path = self.work / name
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        return log_tail(self.work / name)
 
     def stop_services(self) -> None:
         if self.client is not None:
@@ -485,12 +405,7 @@ class Bench:
                 self.client.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.client.kill()
-        if self.daphne is not None:
-            self.daphne.terminate()
-            try:
-                self.daphne.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.daphne.kill()
+        stop_process(self.daphne)
         if self.backend is not None:
             self.backend.shutdown()
 
@@ -731,8 +646,8 @@ def _full_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "worker_flush_ms",
         "worker_step_ms",
     ):
-        summary[key] = _percentiles([value for run in runs for value in run[key]])
-    summary["websocket_connect_ms"] = _percentiles([v for run in runs for v in run["connect_ms"]])
+        summary[key] = percentiles([value for run in runs for value in run[key]])
+    summary["websocket_connect_ms"] = percentiles([v for run in runs for v in run["connect_ms"]])
     summary["deltas_timed"] = sum(len(run["transport_ms"]) for run in runs)
     summary["deltas_in_snapshot"] = sum(run["deltas_in_snapshot"] for run in runs)
     summary["finished_before_client_joined"] = sum(
@@ -786,7 +701,7 @@ def _memory_figures(model_dir: Path) -> dict[str, Any]:
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="qweb-bench-inference-"))
     env = _prepare_environment(arguments, work)
-    redis_version = _check_redis(env["REDIS_URL"])
+    redis_version = check_redis(env["REDIS_URL"], "bench/inference.py")
     wall_started = time.monotonic()
     load_before = os.getloadavg()
 
@@ -797,7 +712,6 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
 
     from apps.accounts.models import User
 
@@ -813,15 +727,12 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             connection.settings_dict.setdefault("TEST", {})["NAME"] = bench_db
             connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
             created_test_db = True
-            bench.env["DATABASE_URL"] = _database_url(connection.settings_dict)
+            bench.env["DATABASE_URL"] = database_url(connection.settings_dict)
         _log("building the tiny model")
         bench.build_model()
         bench.load()
         user = User.objects.create_user("bench@example.com", "bench-password-1", name="Bench")
-        browser = Client()
-        browser.force_login(user)
-        session_name = settings.SESSION_COOKIE_NAME
-        cookie = f"{session_name}={browser.cookies[session_name].value}"
+        cookie = session_cookie(user)
         _log(f"starting Daphne and the websocket client (Redis {redis_version})")
         bench.start_services(cookie)
 
@@ -851,7 +762,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         bench.stop_services()
         if created_test_db:
             connection.creation.destroy_test_db(old_name, verbosity=0)
-        removed = _cleanup_redis(env["REDIS_URL"], env["QWEB_CHANNEL_PREFIX"])
+        removed = cleanup_redis(env["REDIS_URL"], env["QWEB_CHANNEL_PREFIX"])
         shutil.rmtree(work, ignore_errors=True)
 
     raw = {
@@ -865,7 +776,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     engine_n = raw[f"engine_{n}"]["tokens_per_s"]
     full_1 = full["1"]["tokens_per_s"]
     full_n = full[str(n)]["tokens_per_s"]
-    transport_p99 = _percentiles(
+    transport_p99 = percentiles(
         [v for key in ("full_1", "full_n") for run in runs[key] for v in run["transport_ms"]]
     ).get("p99")
     ratios = {
@@ -921,7 +832,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
             "redis_version": redis_version,
             "server": "daphne (subprocess, loopback)",
-            "websocket_client": f"autobahn {_version('autobahn')} on asyncio (subprocess)",
+            "websocket_client": f"autobahn {package_version('autobahn')} on asyncio (subprocess)",
             "produce_stamps": "engine event queue" if bench.stamping else "worker poll",
             "prompts": "PROMPTS[i % 8] as one user message, chat template applied",
             "statistic": "median of the repeats (best and all runs beside it)",
@@ -969,7 +880,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             "load_average_1_5_15_before": [round(value, 2) for value in load_before],
             "load_average_1_5_15_after": [round(value, 2) for value in os.getloadavg()],
             "versions": {
-                name: _version(name)
+                name: package_version(name)
                 for name in (
                     "torch",
                     "transformers",
