@@ -42,6 +42,13 @@ MAX_PINS = 20
 UNTITLED = "New conversation"
 
 
+def _ensure_member_of(membership: Membership, conversation: Conversation, action: Action) -> None:
+    """The actor's role allows ``action``, and the conversation is in the actor's workspace."""
+    ensure_can(membership, action)
+    if membership.workspace_id != conversation.workspace_id:
+        raise PermissionDenied("This conversation belongs to another workspace.")
+
+
 def _clean_title(title: str) -> str:
     title = " ".join((title or "").split())
     if len(title) > MAX_TITLE:
@@ -81,7 +88,7 @@ def conversation_rename(
     *, membership: Membership, conversation: Conversation, title: str
 ) -> Conversation:
     """Give the conversation a new title; open pages update live."""
-    ensure_can(membership, Action.CONTRIBUTE)
+    _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
     title = _clean_title(title)
     if not title:
         raise ValidationError({"title": "Give the conversation a title."})
@@ -98,9 +105,9 @@ def conversation_rename(
 
 def conversation_delete(*, membership: Membership, conversation: Conversation) -> None:
     """Delete the conversation (its starter, or an admin), stopping any answer in progress."""
+    _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
     if conversation.created_by_id != membership.user_id:
         ensure_can(membership, Action.MANAGE_MEMBERS)
-    ensure_can(membership, Action.CONTRIBUTE)
     conversation_id = conversation.pk
     with transaction.atomic():
         for job_id in conversation.messages.filter(
@@ -128,7 +135,7 @@ def conversation_pins_set(
     *, membership: Membership, conversation: Conversation, paths: Any
 ) -> Conversation:
     """Pin files: they go into every following turn whole."""
-    ensure_can(membership, Action.CONTRIBUTE)
+    _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise ValidationError({"pinned": "Pins are a list of file paths."})
     cleaned = list(dict.fromkeys(p.strip() for p in paths if p.strip()))
@@ -204,9 +211,7 @@ def conversation_post_message(
     while an answer is still being written, a member over the rate limit or daily quota, and
     turns that cannot be built (commit not indexed, pinned files over the budget).
     """
-    ensure_can(membership, Action.CONTRIBUTE)
-    if membership.workspace_id != conversation.workspace_id:
-        raise PermissionDenied("This conversation belongs to another workspace.")
+    _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
     if not isinstance(text, str) or not text.strip():
         raise ValidationError({"text": "Write a question first."})
     text = text.strip()
@@ -326,7 +331,7 @@ def conversation_ask_again(
 
 def message_stop(*, membership: Membership, conversation: Conversation, message_id: Any) -> None:
     """Stop an answer that is being written (within a second for a running one)."""
-    ensure_can(membership, Action.CONTRIBUTE)
+    _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
     message = (
         conversation.messages.filter(pk=message_id).first() if isinstance(message_id, int) else None
     )
@@ -360,7 +365,7 @@ def answer_finish(*, job: GenerationJob) -> Message | None:
             prompt_tokens=job.prompt_tokens,
             completion_tokens=job.completion_tokens,
         )
-        if updated and job.created_by_id:
+        if updated and job.created_by_id and (job.prompt_tokens or job.completion_tokens):
             _usage_add(
                 user_id=job.created_by_id,
                 workspace_id=message.conversation.workspace_id,
