@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "apps.repos",
     "apps.generation",
     "apps.chat",
+    "apps.refactors",
 ]
 
 MIDDLEWARE = [
@@ -147,16 +148,17 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Redis pub/sub: a group message is published once and each server process
+            # receives it once, then hands it to all of its sockets in that group — one
+            # Redis read per process instead of one per socket, which is what lets 50
+            # people watch one answer. Delivery is at most once either way; the database
+            # holds the truth and followers resume from it (docs/architecture.md).
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py 8 times sockets out after 5 s, which is exactly how long the
-                # layer's blocking reads wait: idle websockets would be closed every 5 s.
                 "hosts": [
                     {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}
                 ],
                 "prefix": env.str("QWEB_CHANNEL_PREFIX", "qweb"),
-                "capacity": 1000,
-                "expiry": 30,
             },
         }
     }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import queue
 import threading
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
@@ -27,6 +29,8 @@ def close_workers():
     # A worker's sender holds channel-layer connections on its own loop: release them.
     while _workers:
         _workers.pop().close()
+    while _listeners:
+        _listeners.pop().close()
 
 
 def _worker(backend, name="w1", **kwargs):
@@ -53,25 +57,58 @@ def _run_until_finished(worker, job_ids, timeout=60.0):
 
 
 class Listener:
-    """A real channel-layer member of a job's group, collecting what followers would get."""
+    """A real channel-layer member of a job's group, collecting what followers would get.
+
+    It listens on a loop of its own for as long as it lives, as a server's consumer does
+    (the pub/sub layer delivers only to subscribers that are listening).
+    """
 
     def __init__(self, job_id):
-        self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(job_group(job_id), self.channel)
+        self.events: queue.Queue = queue.Queue()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self._listen(job_id, ready),), daemon=True
+        )
+        self.thread.start()
+        assert ready.wait(10), "the listener did not subscribe"
+        _listeners.append(self)
+
+    async def _listen(self, job_id, ready):
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(job_group(job_id), channel)
+        self.stop = asyncio.Event()
+        ready.set()
+        while True:
+            receive = asyncio.ensure_future(layer.receive(channel))
+            stopping = asyncio.ensure_future(self.stop.wait())
+            done, _ = await asyncio.wait({receive, stopping}, return_when="FIRST_COMPLETED")
+            if receive in done:
+                self.events.put(receive.result())
+            if stopping in done:
+                receive.cancel()
+                await layer.group_discard(job_group(job_id), channel)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receive
+                return
 
     def drain(self, timeout=0.5):
+        """Every event received until none has come for ``timeout`` seconds."""
         events = []
         while True:
             try:
-                events.append(async_to_sync(self._receive)(timeout))
-            except TimeoutError:
+                events.append(self.events.get(timeout=timeout))
+            except queue.Empty:
                 return events
 
-    async def _receive(self, timeout):
-        import asyncio
+    def close(self):
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stop.set)
+            self.thread.join(10)
 
-        return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+
+_listeners: list[Listener] = []
 
 
 def _apply(events):
