@@ -1,0 +1,1011 @@
+"""Applying parsed edit blocks to file texts: tolerant, but never in the wrong place.
+
+Each SEARCH/REPLACE block is placed on the current text of its file (later blocks see the
+results of earlier ones) by the first step of this ladder that finds it:
+
+1. ``exact``: the SEARCH lines occur, character for character, at exactly one place.
+2. ``whitespace``: the same, ignoring trailing whitespace, CR/LF differences and a missing
+   final newline.
+3. ``indentation``: the same lines indented by a constant amount more or less (tabs for
+   spaces too, when one tab stands for a fixed number of spaces throughout); REPLACE is
+   re-indented by that amount. Steps 2 and 3 are also tried with the blank lines at the
+   edges of SEARCH left out.
+4. ``fuzzy``: windows of the file around lines that SEARCH shares with it (lines found
+   more than ``FUZZY_COMMON_LINE`` times don't count) are aligned with SEARCH line by
+   line, whitespace-insensitively (difflib). A window's *distance* is the number of line
+   insertions and deletions that turn it into SEARCH, its *score*
+   ``2 * matched / (SEARCH lines + window lines)``; blank lines weigh ``BLANK_WEIGHT``.
+   The closest window needs a score of at least ``FUZZY_MIN_SCORE``, SEARCH needs
+   ``FUZZY_MIN_LINES`` non-blank lines, and every window elsewhere in the file must be
+   clearly farther: at least ``FUZZY_MIN_GAP`` lines more and ``FUZZY_GAP_FACTOR`` times
+   the distance. Windows that overlap it and are as close but pair lines differently are
+   other readings of the same place; they must give the same text.
+
+A step that finds the text at two or more places refuses the block ("ambiguous"): a
+looser step would only find more. Steps 2 to 4 apply the edit through the alignment of
+SEARCH with the file: the line changes from SEARCH to REPLACE are carried over to the
+matched file lines, and every file line the block does not change stays exactly as it
+was. So a file line that SEARCH leaves out is kept, and a SEARCH line that is not in the
+file is harmless unless REPLACE changes it, which is refused. Also refused are changes
+whose place is not certain: lines added where the file has lines SEARCH does not show
+(before or after them?), changed lines that occur twice in a stretch SEARCH skips, and
+edits whose result depends on how repeated lines are paired. A REPLACE that ends with the
+lines that follow SEARCH in the file (or starts with those before it) would write them
+twice; it is refused too, as a SEARCH that stops a line early.
+
+Trailing whitespace in REPLACE lines is dropped when the file has none, or when SEARCH
+has trailing whitespace the file lacks (noise from the model).
+
+The file keeps its own line ends (CRLF stays CRLF whatever the block used, and the other
+way round) and its final-newline state. A block whose SEARCH equals its REPLACE is
+applied as "no change" once its text is found. An empty SEARCH creates a file that does
+not exist or is empty, and is refused on any other file. Files over ``MAX_FILE_BYTES``,
+SEARCH text over ``MAX_SEARCH_CHARS`` and binary files are refused before any search.
+Nothing depends on hash order or timing: the same input gives the same output.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from qweb.lib.edits.parse import DeleteFile, EditBlock, ParsedAnswer, RenameFile
+from qweb.lib.edits.paths import UnsafePath, clean_path
+
+MAX_FILE_BYTES = 5_000_000
+MAX_SEARCH_CHARS = 200_000
+FUZZY_MIN_SCORE = 0.7
+FUZZY_MIN_GAP = 1.5
+FUZZY_GAP_FACTOR = 2.0
+# Fuzzy matching needs this many non-blank SEARCH lines: fewer leave too little to tell
+# the right place from a look-alike.
+FUZZY_MIN_LINES = 3
+# Blank lines count for less in fuzzy scores: they say little about where SEARCH is.
+BLANK_WEIGHT = 0.5
+FUZZY_MAX_FILE_LINES = 200_000
+FUZZY_MAX_SEARCH_LINES = 1_000
+FUZZY_MAX_WINDOWS = 100
+# ...and fewer for long SEARCH texts: windows times SEARCH lines stays under this.
+FUZZY_MAX_WORK = 50_000
+# Counting stops here: "found 1000 or more times" says enough.
+MAX_COUNTED = 1000
+# A line found more often than this in the file says nothing about where SEARCH belongs.
+FUZZY_COMMON_LINE = 25
+
+APPLIED = "applied"
+REFUSED = "refused"
+
+
+class BinaryFile:
+    """What ``read_file`` returns for a file that is not text; blocks on it are refused."""
+
+    def __repr__(self) -> str:
+        return "BINARY_FILE"
+
+
+BINARY_FILE = BinaryFile()
+FileText = str | BinaryFile | None
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    """The result of placing one SEARCH/REPLACE block on one text."""
+
+    text: str | None  # the new text; None when refused
+    how: str | None  # "exact" | "whitespace" | "indentation" | "fuzzy" | "created" | None
+    confidence: float
+    reason: str
+    start_line: int | None = None  # 1-based lines of the text the block replaced
+    end_line: int | None = None
+
+    @property
+    def status(self) -> str:
+        return APPLIED if self.text is not None else REFUSED
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    index: int  # the operation's index in the answer; -1 for a parse problem
+    path: str
+    status: str  # "applied" | "refused"
+    how: str | None  # "exact" ... "fuzzy" | "created" | "deleted" | "renamed" | None
+    confidence: float  # 1.0 for exact/whitespace/indentation; the score for fuzzy; 0.0 refused
+    reason: str  # why refused, or a short note; "" when exact
+    start_line: int | None  # 1-based lines of the file text (before this block) it replaced
+    end_line: int | None
+    line: int = 0  # 1-based line of the answer where the operation starts
+
+
+@dataclass
+class EditOutcome:
+    files: dict[str, str | None] = field(default_factory=dict)
+    results: list[BlockResult] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> int:
+        return sum(1 for result in self.results if result.status == APPLIED)
+
+    @property
+    def refused(self) -> int:
+        return sum(1 for result in self.results if result.status == REFUSED)
+
+    @property
+    def success_rate(self) -> float:
+        """Share of results applied; 0.0 for an answer with nothing to apply."""
+        return self.applied / len(self.results) if self.results else 0.0
+
+
+def _refused(reason: str, confidence: float = 0.0) -> BlockOutcome:
+    return BlockOutcome(text=None, how=None, confidence=confidence, reason=reason)
+
+
+# -- text as lines -----------------------------------------------------------------------
+
+
+@dataclass
+class _Lines:
+    texts: list[str]  # the lines without their line ends
+    ends: list[str]  # "\n", "\r\n" or "" (only the last line)
+    eol: str  # the file's usual line end, for new lines
+    final_newline: bool
+
+
+def _split(content: str) -> _Lines:
+    pieces = content.split("\n")
+    texts: list[str] = []
+    ends: list[str] = []
+    for piece in pieces[:-1]:
+        if piece.endswith("\r"):
+            texts.append(piece[:-1])
+            ends.append("\r\n")
+        else:
+            texts.append(piece)
+            ends.append("\n")
+    if pieces[-1]:
+        texts.append(pieces[-1])
+        ends.append("")
+    eol = "\r\n" if ends.count("\r\n") > ends.count("\n") else "\n"
+    return _Lines(texts=texts, ends=ends, eol=eol, final_newline=not pieces[-1] and bool(texts))
+
+
+def _block_lines(text: str) -> list[str]:
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _leading(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _norm(line: str) -> str:
+    return " ".join(line.split())
+
+
+# -- indentation -------------------------------------------------------------------------
+
+Reindent = Callable[[str], str | None]
+
+
+def _same(line: str) -> str | None:
+    return line
+
+
+def _reindenter(pairs: list[tuple[str, str]]) -> Reindent | None:
+    """How to turn SEARCH indentation into the file's, from (file, search) indent pairs.
+
+    None when no single rule fits every pair: then the lines are not the same code.
+    """
+    if all(file_ws == search_ws for file_ws, search_ws in pairs):
+        return _same
+    added = {
+        file_ws[: len(file_ws) - len(search_ws)]
+        for file_ws, search_ws in pairs
+        if file_ws.endswith(search_ws)
+    }
+    if len(added) == 1 and all(f.endswith(s) for f, s in pairs):
+        prefix = next(iter(added))
+        return lambda line: prefix + line if line.strip() else ""
+    removed = {
+        search_ws[: len(search_ws) - len(file_ws)]
+        for file_ws, search_ws in pairs
+        if search_ws.endswith(file_ws)
+    }
+    if len(removed) == 1 and all(s.endswith(f) for f, s in pairs):
+        prefix = next(iter(removed))
+
+        def remove(line: str) -> str | None:
+            if not line.strip():
+                return ""
+            return line[len(prefix) :] if line.startswith(prefix) else None
+
+        return remove
+    return _tab_reindenter(pairs)
+
+
+def _tab_reindenter(pairs: list[tuple[str, str]]) -> Reindent | None:
+    """Tabs in the file for spaces in SEARCH, or the other way round, at a fixed width."""
+    file_tabs = all(set(f) <= {"\t"} for f, _ in pairs)
+    file_spaces = all(set(f) <= {" "} for f, _ in pairs)
+    search_tabs = all(set(s) <= {"\t"} for _, s in pairs)
+    search_spaces = all(set(s) <= {" "} for _, s in pairs)
+    if file_tabs and search_spaces:
+        to_file, from_search = "\t", " "
+    elif file_spaces and search_tabs:
+        to_file, from_search = " ", "\t"
+    else:
+        return None
+    fitting = []
+    for width in (2, 4, 8):
+        # Indentation in "levels": a tab, or `width` spaces.
+        def levels(ws: str, width: int = width) -> int | None:
+            if ws.startswith("\t") or not ws:
+                return len(ws)
+            return len(ws) // width if len(ws) % width == 0 else None
+
+        shifts = set()
+        for file_ws, search_ws in pairs:
+            file_levels, search_levels = levels(file_ws), levels(search_ws)
+            if file_levels is None or search_levels is None:
+                break
+            shifts.add(file_levels - search_levels)
+        else:
+            if len(shifts) == 1:
+                fitting.append((width, shifts.pop()))
+    # A tab is most likely one level of the file's indentation: prefer the width that
+    # needs no shift. Several widths left would re-indent REPLACE differently.
+    unshifted = [fit for fit in fitting if fit[1] == 0]
+    if len(unshifted) == 1:
+        fitting = unshifted
+    if len(fitting) != 1:
+        return None
+    width, shift = fitting[0]
+    unit = "\t" if to_file == "\t" else " " * width
+
+    def reindent(line: str) -> str | None:
+        if not line.strip():
+            return ""
+        ws = _leading(line)
+        if set(ws) - {from_search}:
+            return None
+        count = len(ws) if from_search == "\t" else (len(ws) // width)
+        if from_search == " " and len(ws) % width:
+            return None
+        if count + shift < 0:
+            return None
+        return unit * (count + shift) + line[len(ws) :]
+
+    return reindent
+
+
+# -- finding SEARCH ----------------------------------------------------------------------
+
+
+@dataclass
+class _Match:
+    how: str
+    fmap: list[int | None]  # SEARCH line index -> file line index, None where not in file
+    reindent: Reindent
+    confidence: float
+    note: str
+    alternatives: list[_Match | str] = field(default_factory=list)
+
+
+def _find_runs(keys: list[str], wanted: list[str]) -> list[int]:
+    """Start indexes where ``wanted`` occurs as consecutive items of ``keys``."""
+    # str.find on the joined lines is linear where comparing slices line by line is not
+    # (a file of one line repeated, with SEARCH the same line repeated and one other).
+    haystack = "\n" + "\n".join(keys) + "\n"
+    needle = "\n" + "\n".join(wanted) + "\n"
+    starts = []
+    line = 0
+    counted_to = 0
+    at = haystack.find(needle)
+    while at != -1:
+        line += haystack.count("\n", counted_to, at)
+        counted_to = at
+        starts.append(line)
+        if len(starts) >= MAX_COUNTED:
+            break
+        at = haystack.find(needle, at + 1)
+    return starts
+
+
+def _times(starts: list[int]) -> str:
+    return f"{len(starts)} or more" if len(starts) >= MAX_COUNTED else str(len(starts))
+
+
+def _lines_list(starts: list[int]) -> str:
+    shown = ", ".join(str(p + 1) for p in starts[:5])
+    return shown + (", …" if len(starts) > 5 else "")
+
+
+class _Ambiguous(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _strict_match(
+    file: _Lines, search: list[str], offset: int, keep: list[int | None]
+) -> _Match | None:
+    """Steps 1 to 3 for the SEARCH lines ``search``, which are ``keep``'s non-None part."""
+    n_search = len(keep)
+
+    def identity_map(start: int) -> list[int | None]:
+        return [None if j is None else start + j - offset for j in keep]
+
+    if offset == 0 and len(search) == n_search:
+        starts = _find_runs(file.texts, search)
+        if len(starts) > 1:
+            raise _Ambiguous(
+                f"ambiguous: found {_times(starts)} times (lines {_lines_list(starts)})"
+            )
+        if starts:
+            return _Match("exact", identity_map(starts[0]), _same, 1.0, "")
+    stripped = [line.rstrip() for line in file.texts]
+    wanted = [line.rstrip() for line in search]
+    starts = _find_runs(stripped, wanted)
+    if len(starts) > 1:
+        raise _Ambiguous(
+            f"ambiguous: found {_times(starts)} times ignoring trailing whitespace "
+            f"(lines {_lines_list(starts)})"
+        )
+    if starts:
+        return _Match("whitespace", identity_map(starts[0]), _same, 1.0, "")
+    bare = [line.strip() for line in stripped]
+    wanted_bare = [line.strip() for line in wanted]
+    found: list[tuple[int, Reindent]] = []
+    for start in _find_runs(bare, wanted_bare):
+        pairs = [
+            (_leading(stripped[start + j]), _leading(wanted[j]))
+            for j in range(len(wanted))
+            if wanted_bare[j]
+        ]
+        reindent = _reindenter(pairs)
+        if reindent is not None:
+            found.append((start, reindent))
+    if len(found) > 1:
+        starts = [start for start, _ in found]
+        raise _Ambiguous(
+            f"ambiguous: found {_times(starts)} times with different indentation "
+            f"(lines {_lines_list(starts)})"
+        )
+    if found:
+        start, reindent = found[0]
+        return _Match("indentation", identity_map(start), reindent, 1.0, "")
+    return None
+
+
+def _locate(file: _Lines, search: list[str]) -> _Match | str:
+    """Place SEARCH in the file, or say why it cannot be placed."""
+    n = len(search)
+    try:
+        match = _strict_match(file, search, 0, [*range(n)])
+        if match is not None:
+            return match
+        first = next(j for j in range(n) if search[j].strip())
+        last = max(j for j in range(n) if search[j].strip())
+        if first > 0 or last < n - 1:
+            keep: list[int | None] = [j if first <= j <= last else None for j in range(n)]
+            match = _strict_match(file, search[first : last + 1], first, keep)
+            if match is not None:
+                match.note = "blank lines at the edges of SEARCH are not in the file"
+                return match
+    except _Ambiguous as ambiguous:
+        return ambiguous.reason
+    return _fuzzy_locate(file, search)
+
+
+def _weight(norm_line: str) -> float:
+    return 1.0 if norm_line else BLANK_WEIGHT
+
+
+@dataclass
+class _Candidate:
+    score: float
+    distance: float  # line edits (blank lines weighted) that turn the window into SEARCH
+    fmap: list[int | None]
+    first: int
+    last: int
+
+
+def _fuzzy_locate(file: _Lines, search: list[str]) -> _Match | str:
+    search_norm = [_norm(line) for line in search]
+    non_blank = [j for j, line in enumerate(search_norm) if line]
+    if len(non_blank) < FUZZY_MIN_LINES:
+        return "SEARCH not found in the file (too short for a fuzzy match)"
+    if len(file.texts) > FUZZY_MAX_FILE_LINES or len(non_blank) > FUZZY_MAX_SEARCH_LINES:
+        return "SEARCH not found in the file (too large for a fuzzy match)"
+    file_norm = [_norm(line) for line in file.texts]
+    wanted = set(search_norm) - {""}
+    positions: dict[str, list[int]] = {}
+    for p, line in enumerate(file_norm):
+        if line in wanted:
+            positions.setdefault(line, []).append(p)
+    n = len(search)
+    slack = 2 + n // 8
+    search_weight = sum(_weight(line) for line in search_norm)
+    votes: dict[int, int] = {}
+    for j in non_blank:
+        found = positions.get(search_norm[j], [])
+        if len(found) > FUZZY_COMMON_LINE:
+            continue
+        for p in found:
+            votes[p - j] = votes.get(p - j, 0) + 1
+    if not votes:
+        return "SEARCH not found in the file (no line of it occurs in the file)"
+    chosen: list[int] = []
+    for start, _ in sorted(votes.items(), key=lambda item: (-item[1], item[0])):
+        at = bisect.bisect_left(chosen, start)
+        near = (at < len(chosen) and chosen[at] - start <= slack // 2) or (
+            at > 0 and start - chosen[at - 1] <= slack // 2
+        )
+        if not near:
+            chosen.insert(at, start)
+            if len(chosen) >= min(FUZZY_MAX_WINDOWS, max(10, FUZZY_MAX_WORK // n)):
+                break
+    matcher = SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(search_norm)
+    candidates: dict[tuple[int | None, ...], _Candidate] = {}
+    for start in chosen:
+        lo = max(0, start - slack)
+        hi = min(len(file_norm), start + n + slack)
+        matcher.set_seq1(file_norm[lo:hi])
+        fmap: list[int | None] = [None] * n
+        for a, b, size in matcher.get_matching_blocks():
+            for k in range(size):
+                fmap[b + k] = lo + a + k
+        aligned = [p for p in (fmap[j] for j in non_blank) if p is not None]
+        if not aligned:
+            continue
+        first, last = min(aligned), max(aligned)
+        matched = sum(_weight(search_norm[j]) for j in range(n) if first <= (fmap[j] or -1) <= last)
+        span = sum(_weight(file_norm[p]) for p in range(first, last + 1))
+        score = 2 * matched / (search_weight + span)
+        distance = search_weight + span - 2 * matched
+        key = tuple(fmap)
+        if key not in candidates:
+            candidates[key] = _Candidate(score, distance, fmap, first, last)
+    ranked = sorted(candidates.values(), key=lambda c: (c.distance, -c.score, c.first, c.last))
+    if not ranked:
+        return "SEARCH not found in the file (no line of it occurs in the file)"
+    best = ranked[0]
+    where = f"line {best.first + 1}"
+    if best.score < FUZZY_MIN_SCORE:
+        return (
+            f"SEARCH not found in the file: the closest text, at {where}, scores "
+            f"{best.score:.2f} (needs {FUZZY_MIN_SCORE})"
+        )
+    # Another place must need clearly more line edits to become SEARCH: at least
+    # FUZZY_MIN_GAP more, and FUZZY_GAP_FACTOR times as many.
+    close = max(best.distance + FUZZY_MIN_GAP, best.distance * FUZZY_GAP_FACTOR)
+    elsewhere = next((c for c in ranked[1:] if c.last < best.first or c.first > best.last), None)
+    if elsewhere is not None and elsewhere.distance < close:
+        return (
+            f"ambiguous: similar text at {where} ({best.distance:g} lines differ) and at "
+            f"line {elsewhere.first + 1} ({elsewhere.distance:g} lines differ)"
+        )
+    # Overlapping windows that score about as well and pair some SEARCH line with another
+    # file line are other readings of the same place (a window that merely sees less of
+    # it pairs a subset of the same lines, and is no rival).
+    rivals = [
+        c
+        for c in ranked[1:]
+        if c.distance < close
+        and any(p is not None and p != q for p, q in zip(c.fmap, best.fmap, strict=True))
+    ]
+    match = _fuzzy_match(file, search, best)
+    if isinstance(match, str):
+        return match
+    if elsewhere is not None:
+        match.note += f"; next best elsewhere: line {elsewhere.first + 1}, {elsewhere.score:.2f}"
+    # The caller applies the block through each reading, and refuses unless all of them
+    # give the same text.
+    match.alternatives = [_fuzzy_match(file, search, rival) for rival in rivals]
+    return match
+
+
+def _fuzzy_match(file: _Lines, search: list[str], candidate: _Candidate) -> _Match | str:
+    pairs = [
+        (_leading(file.texts[p]), _leading(search[j]))
+        for j, p in enumerate(candidate.fmap)
+        if p is not None and search[j].strip()
+    ]
+    reindent = _reindenter(pairs)
+    where = f"line {candidate.first + 1}"
+    if reindent is None:
+        return (
+            f"SEARCH not found in the file: the closest text, at {where} (score "
+            f"{candidate.score:.2f}), is indented differently line by line"
+        )
+    return _Match(
+        "fuzzy",
+        candidate.fmap,
+        reindent,
+        round(candidate.score, 3),
+        f"fuzzy match at {where}, score {candidate.score:.2f}",
+    )
+
+
+# -- carrying the change over ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Change:
+    start: int  # file lines [start, end) are replaced by `lines`
+    end: int
+    lines: list[str]
+
+
+def _line_diff(
+    a: list[str], b: list[str], *, backwards: bool
+) -> Sequence[tuple[str, int, int, int, int]]:
+    """difflib's opcodes from ``a`` to ``b``; ``backwards`` pairs equal lines from the end.
+
+    Between repeated lines the two choose differently (which of two ``pass`` lines is
+    the deleted one), which only matters once the change lands on a file that has lines
+    between them.
+    """
+    if not backwards:
+        return SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    n, m = len(a), len(b)
+    opcodes = SequenceMatcher(None, a[::-1], b[::-1], autojunk=False).get_opcodes()
+    return [(tag, n - i2, n - i1, m - j2, m - j1) for tag, i1, i2, j1, j2 in reversed(opcodes)]
+
+
+def _changes(
+    file: _Lines,
+    search: list[str],
+    replace: list[str],
+    match: _Match,
+    *,
+    backwards: bool = False,
+) -> list[_Change] | str:
+    """The SEARCH to REPLACE line changes, placed on the file through ``match.fmap``."""
+    fmap = match.fmap
+    exact = match.how == "exact"
+
+    def key(line: str) -> str:
+        return line if exact else line.rstrip()
+
+    # Trailing whitespace in REPLACE is noise from the model when SEARCH has some that the
+    # file lacks, or when the file has none anywhere.
+    noisy = not any(line.endswith((" ", "\t")) for line in file.texts) or any(
+        p is not None
+        and search[j].endswith((" ", "\t"))
+        and not file.texts[p].endswith((" ", "\t"))
+        for j, p in enumerate(fmap)
+    )
+    file_norm_cache: dict[int, str] = {}
+
+    def file_norm(p: int) -> str:
+        if p not in file_norm_cache:
+            file_norm_cache[p] = _norm(file.texts[p])
+        return file_norm_cache[p]
+
+    def aligned_before(j: int) -> tuple[int, int] | None:
+        for k in range(j - 1, -1, -1):
+            p = fmap[k]
+            if p is not None:
+                return k, p
+        return None
+
+    def aligned_from(j: int) -> tuple[int, int] | None:
+        for k in range(j, len(fmap)):
+            p = fmap[k]
+            if p is not None:
+                return k, p
+        return None
+
+    diff = _line_diff([key(x) for x in search], [key(x) for x in replace], backwards=backwards)
+    changes: list[_Change] = []
+    n = len(search)
+    for tag, s1, s2, r1, r2 in diff:
+        if tag == "equal":
+            continue
+        new_lines = []
+        for r in range(r1, r2):
+            line = match.reindent(replace[r])
+            if line is None:
+                return (
+                    f"REPLACE line {r + 1} cannot be re-indented to the file's indentation "
+                    f"({match.how} match)"
+                )
+            new_lines.append(line.rstrip(" \t") if noisy else line)
+        if s1 < s2:
+            mapped = fmap[s1:s2]
+            missing = next((s1 + k for k, p in enumerate(mapped) if p is None), None)
+            if missing is not None:
+                return (
+                    f"SEARCH line {missing + 1} ({search[missing].strip()[:60]!r}) is not in "
+                    f"the file and REPLACE changes it; {match.note}"
+                )
+            first = mapped[0]
+            assert first is not None
+            if mapped != list(range(first, first + len(mapped))):
+                return (
+                    f"the file has lines inside SEARCH lines {s1 + 1}-{s2} that SEARCH does "
+                    f"not show, and REPLACE changes them; {match.note}"
+                )
+            # The changed lines must sit at the one place the surrounding SEARCH lines
+            # allow: the same lines again in an unshown gap would be just as good a fit.
+            before = aligned_before(s1)
+            after = aligned_from(s2)
+            lo = before[1] + 1 if before else first
+            hi = after[1] if after else first + len(mapped)
+            wanted = [file_norm(p) for p in range(first, first + len(mapped))]
+            repeats = sum(
+                1
+                for p in range(lo, hi - len(wanted) + 1)
+                if all(file_norm(p + k) == wanted[k] for k in range(len(wanted)))
+            )
+            if repeats > 1:
+                return (
+                    f"the lines that REPLACE changes (from SEARCH line {s1 + 1}) occur more "
+                    f"than once where SEARCH places them; {match.note}"
+                )
+            # A changed line equal to its neighbour across a gap could as well be that
+            # neighbour ("delete one of two identical lines"): diffs pick either.
+            last_changed = first + len(mapped) - 1
+            gap_after = s2 < n and fmap[s2] != last_changed + 1
+            gap_before = s1 > 0 and fmap[s1 - 1] != first - 1
+            if (gap_after and _norm(search[s2]) == _norm(search[s1])) or (
+                gap_before and _norm(search[s1 - 1]) == _norm(search[s2 - 1])
+            ):
+                return (
+                    f"the lines that REPLACE changes (from SEARCH line {s1 + 1}) repeat next "
+                    f"to lines of the file that SEARCH does not show; {match.note}"
+                )
+            changes.append(_Change(first, first + len(mapped), new_lines))
+        else:
+            # Added lines go between two SEARCH lines that are neighbours in the file, or
+            # at an end of SEARCH right next to a line that is in the file, beyond which
+            # SEARCH has only made-up lines. Anywhere else the file has lines that SEARCH
+            # does not show, or SEARCH shows lines that may be further on in the file,
+            # next to the new lines: they could belong on either side of them.
+            before = aligned_before(s1)
+            after = aligned_from(s1)
+            if before is not None and after is not None and after[1] == before[1] + 1:
+                at = after[1]
+            elif (
+                before is not None
+                and after is None
+                and before[0] == s1 - 1
+                and _made_up(search[s1:], file.texts[before[1] + 1 : before[1] + n - s1 + 4])
+            ):
+                at = before[1] + 1
+            elif (
+                after is not None
+                and before is None
+                and after[0] == s1
+                and _made_up(search[:s1], file.texts[max(0, after[1] - s1 - 3) : after[1]])
+            ):
+                at = after[1]
+            else:
+                return (
+                    f"REPLACE adds lines at SEARCH line {s1 + 1}, where the file has lines "
+                    f"that SEARCH does not show or SEARCH has lines the file lacks; "
+                    f"{match.note}"
+                )
+            changes.append(_Change(at, at, new_lines))
+    previous_end = -1
+    for change in changes:
+        if change.start < previous_end:
+            return f"the changes overlap once placed in the file; {match.note}"
+        previous_end = change.end
+    duplicated = _duplicated_edge(file, changes, match)
+    if duplicated:
+        return duplicated
+    return changes
+
+
+def _made_up(search_lines: list[str], nearby: list[str]) -> bool:
+    """Whether SEARCH lines look invented: none blank, none like a file line nearby."""
+    for line in search_lines:
+        if not line.strip():
+            return False
+        for other in nearby:
+            if SequenceMatcher(None, _norm(line), _norm(other), autojunk=False).ratio() >= 0.6:
+                return False
+    return True
+
+
+def _duplicated_edge(file: _Lines, changes: list[_Change], match: _Match) -> str | None:
+    """Why the block seems to quote SEARCH short, or None.
+
+    REPLACE that ends with the very lines that follow SEARCH in the file (or starts with
+    the lines before it) would write them twice: SEARCH most likely stops a line too early
+    (or starts too late), the way a model that loses count of lines writes it.
+    """
+    aligned = [p for p in match.fmap if p is not None]
+    first, last = min(aligned), max(aligned)
+
+    def repeats(new_lines: list[str], file_lines: list[str]) -> bool:
+        pairs = list(zip(new_lines, file_lines, strict=False))
+        return (
+            len(pairs) == len(new_lines)
+            and all(_norm(a) == _norm(b) for a, b in pairs)
+            and any(_norm(a) for a, _ in pairs)
+        )
+
+    for change in changes:
+        if change.end == last + 1 and change.lines:
+            for m in range(len(change.lines), 0, -1):
+                tail = change.lines[-m:]
+                if repeats(tail, file.texts[last + 1 : last + 1 + m]):
+                    return (
+                        f"REPLACE ends with {m} line(s) that already follow SEARCH in the "
+                        f"file (from line {last + 2}): SEARCH probably stops too early"
+                    )
+        if change.start == first and change.lines:
+            for m in range(len(change.lines), 0, -1):
+                head = change.lines[:m]
+                if first - m >= 0 and repeats(head, file.texts[first - m : first]):
+                    return (
+                        f"REPLACE starts with {m} line(s) that already come before SEARCH "
+                        f"in the file (from line {first - m + 1}): SEARCH probably starts "
+                        f"too late"
+                    )
+    return None
+
+
+def _render(file: _Lines, changes: list[_Change]) -> str:
+    texts: list[str] = []
+    ends: list[str] = []
+    at = 0
+    for change in changes:
+        texts.extend(file.texts[at : change.start])
+        ends.extend(file.ends[at : change.start])
+        texts.extend(change.lines)
+        ends.extend([file.eol] * len(change.lines))
+        at = change.end
+    texts.extend(file.texts[at:])
+    ends.extend(file.ends[at:])
+    if not texts:
+        return ""
+    for k in range(len(ends) - 1):
+        if not ends[k]:
+            ends[k] = file.eol
+    ends[-1] = (ends[-1] or file.eol) if file.final_newline else ""
+    return "".join(text + end for text, end in zip(texts, ends, strict=True))
+
+
+# -- one block ---------------------------------------------------------------------------
+
+
+def _size_problem(content: str, search: str) -> str | None:
+    if len(content) > MAX_FILE_BYTES or (
+        len(content) * 4 > MAX_FILE_BYTES
+        and len(content.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES
+    ):
+        return f"file too large: over {MAX_FILE_BYTES} bytes"
+    if len(search) > MAX_SEARCH_CHARS:
+        return f"SEARCH too large: over {MAX_SEARCH_CHARS} characters"
+    return None
+
+
+def apply_block(content: str, search: str, replace: str) -> BlockOutcome:
+    """Place one SEARCH/REPLACE block on ``content``; never guesses between two places."""
+    problem = _size_problem(content, search)
+    if problem:
+        return _refused(problem)
+    if "\x00" in content:
+        return _refused("binary file")
+    if not search.strip():
+        if content.strip():
+            return _refused("SEARCH is empty: only new files may be created this way")
+        return BlockOutcome(
+            text=replace.replace("\r\n", "\n"),
+            how="created",
+            confidence=1.0,
+            reason="",
+            start_line=1 if replace else None,
+            end_line=len(_block_lines(replace)) if replace else None,
+        )
+    file = _split(content)
+    search_lines = _block_lines(search)
+    replace_lines = _block_lines(replace)
+    match = _locate(file, search_lines)
+    if isinstance(match, str):
+        return _refused(match)
+    changes = _changes(file, search_lines, replace_lines, match)
+    if isinstance(changes, str):
+        return _refused(changes)
+    text = _render(file, changes)
+    # Where SEARCH and the file differ, every reading of the block must give the same
+    # text: other alignments of SEARCH with the file, and the other way of pairing
+    # repeated lines between SEARCH and REPLACE.
+    readings: list[tuple[_Match | str, bool]] = [(match, True)]
+    readings += [(alternative, False) for alternative in match.alternatives]
+    readings += [(alternative, True) for alternative in match.alternatives]
+    for reading, backwards in readings:
+        if not isinstance(reading, str) and backwards and not _has_gaps(reading.fmap):
+            continue
+        other = (
+            reading
+            if isinstance(reading, str)
+            else _changes(file, search_lines, replace_lines, reading, backwards=backwards)
+        )
+        if isinstance(other, str) or _render(file, other) != text:
+            return _refused(
+                f"ambiguous: the block can be read in more than one way near line "
+                f"{_first_line(match) + 1}, and the readings change the file differently"
+            )
+    aligned = [p for p in match.fmap if p is not None]
+    note = match.note
+    if search_lines == replace_lines:
+        note = "no change: SEARCH equals REPLACE" + (f"; {note}" if note else "")
+    return BlockOutcome(
+        text=text,
+        how=match.how,
+        confidence=match.confidence,
+        reason=note,
+        start_line=min(aligned) + 1,
+        end_line=max(aligned) + 1,
+    )
+
+
+def _has_gaps(fmap: list[int | None]) -> bool:
+    first = fmap[0]
+    return first is None or fmap != list(range(first, first + len(fmap)))
+
+
+def _first_line(match: _Match) -> int:
+    return min(p for p in match.fmap if p is not None)
+
+
+# -- a whole answer ----------------------------------------------------------------------
+
+
+class _Files:
+    """The files of one answer as operations change them, read from the base on demand."""
+
+    def __init__(self, read_file: Callable[[str], FileText]) -> None:
+        self.read_file = read_file
+        self.base: dict[str, FileText] = {}
+        self.current: dict[str, str | None] = {}
+        self.gone: dict[str, str] = {}  # path -> why blocks on it are refused
+        self.renamed: dict[str, str] = {}
+
+    def text(self, path: str) -> FileText:
+        if path in self.current:
+            return self.current[path]
+        if path not in self.base:
+            found = self.read_file(path)
+            if isinstance(found, str) and "\x00" in found:
+                found = BINARY_FILE
+            self.base[path] = found
+        return self.base[path]
+
+    def write(self, path: str, text: str | None) -> None:
+        self.text(path)  # remember the base, to tell later whether the file existed
+        self.current[path] = text
+
+    def changed_files(self) -> dict[str, str | None]:
+        return {
+            path: text
+            for path, text in self.current.items()
+            if not (text is None and self.base.get(path) is None)
+        }
+
+
+def _result(
+    op: EditBlock | DeleteFile | RenameFile, path: str, outcome: BlockOutcome
+) -> BlockResult:
+    return BlockResult(
+        index=op.index,
+        path=path,
+        status=outcome.status,
+        how=outcome.how,
+        confidence=outcome.confidence,
+        reason=outcome.reason,
+        start_line=outcome.start_line,
+        end_line=outcome.end_line,
+        line=op.line,
+    )
+
+
+def _usable(files: _Files, raw_path: str) -> tuple[str, str | None]:
+    """The cleaned path, and why operations on it are refused (None when they are not)."""
+    try:
+        path = clean_path(raw_path)
+    except UnsafePath as unsafe:
+        return raw_path, f"unsafe path: {unsafe.reason}"
+    if path in files.gone:
+        return path, files.gone[path]
+    return path, None
+
+
+def _apply_edit(files: _Files, op: EditBlock) -> BlockResult:
+    path, problem = _usable(files, op.path)
+    if problem:
+        return _result(op, path, _refused(problem))
+    text = files.text(path)
+    if isinstance(text, BinaryFile):
+        return _result(op, path, _refused("binary file"))
+    if text is None:
+        if op.search.strip():
+            return _result(op, path, _refused("no such file"))
+        text = ""
+    outcome = apply_block(text, op.search, op.replace)
+    if outcome.text is not None:
+        files.write(path, outcome.text)
+    return _result(op, path, outcome)
+
+
+def _apply_delete(files: _Files, op: DeleteFile) -> BlockResult:
+    path, problem = _usable(files, op.path)
+    if problem:
+        return _result(op, path, _refused(problem))
+    if files.text(path) is None:
+        return _result(op, path, _refused("no such file"))
+    files.write(path, None)
+    files.gone[path] = "the file was deleted earlier in this answer"
+    return _result(op, path, BlockOutcome(text="", how="deleted", confidence=1.0, reason=""))
+
+
+def _apply_rename(files: _Files, op: RenameFile) -> BlockResult:
+    old, problem = _usable(files, op.old_path)
+    if problem:
+        return _result(op, old, _refused(problem))
+    try:
+        new = clean_path(op.new_path)
+    except UnsafePath as unsafe:
+        return _result(op, old, _refused(f"unsafe new path: {unsafe.reason}"))
+    text = files.text(old)
+    if text is None:
+        return _result(op, old, _refused("no such file"))
+    if isinstance(text, BinaryFile):
+        return _result(op, old, _refused("binary file: it cannot be renamed here"))
+    if new == old:
+        return _result(op, old, _refused("RENAME to the same path"))
+    if files.text(new) is not None:
+        return _result(op, old, _refused(f"cannot rename to {new}: that file exists"))
+    files.write(new, text)
+    files.write(old, None)
+    files.gone.pop(new, None)
+    files.gone[old] = f"the file was renamed to {new} earlier in this answer; edit {new}"
+    origin = next((source for source, target in files.renamed.items() if target == old), old)
+    files.renamed.pop(origin, None)
+    if origin != new:
+        files.renamed[origin] = new
+    return _result(
+        op, old, BlockOutcome(text="", how="renamed", confidence=1.0, reason=f"renamed to {new}")
+    )
+
+
+def apply_answer(parsed: ParsedAnswer, read_file: Callable[[str], FileText]) -> EditOutcome:
+    """Apply every operation of ``parsed`` in answer order to files read from the base.
+
+    ``read_file(path)`` gets a cleaned relative path and returns the file's text at the
+    base, None when there is no such file, or ``BINARY_FILE``.
+    """
+    files = _Files(read_file)
+    results: list[BlockResult] = []
+    for op in parsed.operations:
+        if isinstance(op, EditBlock):
+            results.append(_apply_edit(files, op))
+        elif isinstance(op, DeleteFile):
+            results.append(_apply_delete(files, op))
+        else:
+            results.append(_apply_rename(files, op))
+    for problem in parsed.problems:
+        results.append(
+            BlockResult(
+                index=-1,
+                path=problem.path or "",
+                status=REFUSED,
+                how=None,
+                confidence=0.0,
+                reason=problem.reason,
+                start_line=None,
+                end_line=None,
+                line=problem.line,
+            )
+        )
+    results.sort(key=lambda result: result.line)
+    return EditOutcome(files=files.changed_files(), results=results, renamed=dict(files.renamed))
