@@ -2,6 +2,7 @@
 
 from apps.chat.routing import websocket_urlpatterns as chat_routes
 from apps.generation.routing import websocket_urlpatterns as generation_routes
+from apps.refactors.routing import websocket_urlpatterns as refactor_routes
 from apps.workspaces.routing import websocket_urlpatterns as workspace_routes
 
-websocket_urlpatterns = [*workspace_routes, *generation_routes, *chat_routes]
+websocket_urlpatterns = [*workspace_routes, *generation_routes, *chat_routes, *refactor_routes]

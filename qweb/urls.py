@@ -9,5 +9,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", include("apps.repos.urls")),
     path("", include("apps.chat.urls")),
+    path("", include("apps.refactors.urls")),
     path("", include("apps.workspaces.urls")),
 ]

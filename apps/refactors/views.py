@@ -1,0 +1,504 @@
+"""Refactor pages: sessions, the review of a proposal (diff viewer), apply and exports.
+
+The page reads the proposal's stored file list (no git call), so even a change of hundreds
+of files opens at once; each file's diff is fetched when it comes into view. Decisions and
+comments travel over the session's websocket; the forms here work without it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_for_filename
+from pygments.util import ClassNotFound
+
+from apps.refactors import services
+from apps.refactors.models import Apply, ChangeSet, HunkDecision, RefactorSession
+from apps.repos.selectors import repository_list
+from apps.workspaces.models import Membership
+from apps.workspaces.permissions import require_membership
+from apps.workspaces.roles import Action, can
+from qweb.lib.diffs import WHOLE_FILE, FileDiff
+from qweb.lib.gitstore import GitStore
+
+MAX_HIGHLIGHT_BYTES = 512 * 1024
+MAX_CONTEXT = 200
+
+
+def _context(membership: Membership, **extra: object) -> dict[str, object]:
+    return {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "can_contribute": can(membership.role, Action.CONTRIBUTE),
+        "can_apply": can(membership.role, Action.APPLY_CHANGES),
+        "can_manage": can(membership.role, Action.MANAGE_MEMBERS),
+        "tab": "refactors",
+        **extra,
+    }
+
+
+def _errors(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+def _session_for(
+    request: HttpRequest, slug: str, session_id: int, action: Action = Action.VIEW
+) -> tuple[Membership, RefactorSession]:
+    membership = require_membership(request, slug, action)
+    session = (
+        RefactorSession.objects.select_related("repository", "workspace", "created_by")
+        .filter(workspace=membership.workspace, pk=session_id)
+        .first()
+    )
+    if session is None:
+        raise Http404("No such refactor.")
+    return membership, session
+
+
+def _changeset_of(session: RefactorSession, changeset_id: int) -> ChangeSet:
+    changeset = session.changesets.filter(pk=changeset_id).first()
+    if changeset is None:
+        raise Http404("No such proposal.")
+    return changeset
+
+
+def _back(slug: str, session: RefactorSession) -> HttpResponse:
+    return redirect("refactors:detail", slug=slug, session_id=session.pk)
+
+
+@login_required
+@require_GET
+def refactor_index(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = require_membership(request, slug)
+    sessions = (
+        RefactorSession.objects.filter(workspace=membership.workspace)
+        .select_related("repository", "created_by")
+        .order_by("-updated_at", "-pk")[:200]
+    )
+    return render(
+        request,
+        "refactors/list.html",
+        _context(
+            membership,
+            sessions=sessions,
+            repositories=[r for r in repository_list(workspace=membership.workspace) if r.head_sha],
+            policy=services.policy_for(membership.workspace_id),
+            preselect=request.GET.get("repository", ""),
+        ),
+    )
+
+
+@login_required
+@require_POST
+def refactor_new(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = require_membership(request, slug, Action.CONTRIBUTE)
+    value = request.POST.get("repository", "")
+    repository = membership.workspace.repositories.filter(
+        pk=int(value) if value.isdigit() else 0
+    ).first()
+    if repository is None:
+        messages.error(request, "Choose one of this workspace's repositories.")
+        return redirect("refactors:index", slug=slug)
+    try:
+        session = services.refactor_create(
+            membership=membership,
+            repository=repository,
+            instruction=request.POST.get("instruction", ""),
+            ref=request.POST.get("branch", ""),
+            scope=request.POST.get("scope", ""),
+        )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+        return redirect("refactors:index", slug=slug)
+    return redirect("refactors:detail", slug=slug, session_id=session.pk)
+
+
+@login_required
+@require_POST
+def refactor_policy(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = require_membership(request, slug, Action.MANAGE_MEMBERS)
+    services.policy_update(
+        membership=membership,
+        block_on_high_findings=request.POST.get("block_on_high_findings") == "on",
+        allow_mode_changes=request.POST.get("allow_mode_changes") == "on",
+    )
+    messages.success(request, "Refactor policy saved.")
+    return redirect("refactors:index", slug=slug)
+
+
+def _decision_map(changeset: ChangeSet) -> dict[str, dict[int, str]]:
+    found: dict[str, dict[int, str]] = {}
+    for path, hunk, verdict in HunkDecision.objects.filter(changeset=changeset).values_list(
+        "path", "hunk", "verdict"
+    ):
+        found.setdefault(path, {})[hunk] = verdict
+    return found
+
+
+@login_required
+@require_GET
+def refactor_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    membership, session = _session_for(request, slug, session_id)
+    changesets = list(session.changesets.select_related("job").order_by("number"))
+    wanted = request.GET.get("proposal", "")
+    current = next((c for c in changesets if str(c.number) == wanted), None) or (
+        changesets[-1] if changesets else None
+    )
+    decisions = _decision_map(current) if current else {}
+    files = []
+    findings_by_path: dict[str, list[dict[str, Any]]] = {}
+    if current:
+        for finding in current.findings:
+            findings_by_path.setdefault(finding["path"], []).append(finding)
+        for item in current.files:
+            verdicts = decisions.get(item["path"], {})
+            whole = verdicts.get(WHOLE_FILE)
+            accepted = sum(1 for h, v in verdicts.items() if h != WHOLE_FILE and v == "accept")
+            rejected = sum(1 for h, v in verdicts.items() if h != WHOLE_FILE and v == "reject")
+            files.append(
+                {
+                    **item,
+                    "verdict": whole
+                    or (
+                        "accept"
+                        if accepted == item["hunks"] and item["hunks"]
+                        else "reject"
+                        if rejected == item["hunks"] and item["hunks"]
+                        else "partial"
+                        if accepted or rejected
+                        else ""
+                    ),
+                    "findings": findings_by_path.get(item["path"], []),
+                }
+            )
+    refused = [r for r in current.results if r["status"] == "refused"] if current else []
+    total_applied = sum(c.blocks_applied for c in changesets)
+    total_blocks = total_applied + sum(c.blocks_refused for c in changesets)
+    applies = list(
+        Apply.objects.filter(changeset__session=session).select_related("applied_by", "changeset")
+    )
+    return render(
+        request,
+        "refactors/detail.html",
+        _context(
+            membership,
+            session=session,
+            changesets=changesets,
+            current=current,
+            is_latest=bool(current and changesets and current.pk == changesets[-1].pk),
+            files=files,
+            refused=refused,
+            session_success=(total_applied / total_blocks) if total_blocks else None,
+            general_findings=findings_by_path.get("", []),
+            high_findings=sum(
+                1 for f in (current.findings if current else []) if f["severity"] == "high"
+            ),
+            applies=applies,
+            policy=services.policy_for(session.workspace_id),
+        ),
+    )
+
+
+def _highlighted_lines(path: str, text: str | None) -> list[str]:
+    if text is None:
+        return []
+    if len(text) > MAX_HIGHLIGHT_BYTES:
+        lexer: Any = TextLexer()
+    else:
+        try:
+            lexer = get_lexer_for_filename(path, stripnl=False, ensurenl=False)
+        except ClassNotFound:
+            lexer = TextLexer()
+    html = highlight(text, lexer, HtmlFormatter(nowrap=True))
+    return html.split("\n")
+
+
+def _file_text(store: GitStore, commit: str, path: str) -> str | None:
+    found = [item for item in store.ls_tree(commit, recursive=True) if item.path == path]
+    if not found:
+        return None
+    blob = store.read_blob(found[0].sha, services.MAX_FILE_BYTES)
+    if blob.truncated or b"\0" in blob.data[:8000]:
+        return None
+    return blob.data.decode("utf-8", errors="replace")
+
+
+def _rows(diff: FileDiff, old_lines: list[str], new_lines: list[str]) -> list[dict[str, Any]]:
+    """Each hunk's lines with highlighted HTML, and side-by-side pairs of them."""
+    hunks = []
+    for hunk in diff.hunks:
+        lines = []
+        for line in hunk.lines:
+            if line.kind == "note":
+                continue
+            source = old_lines if line.kind == "remove" else new_lines
+            number = line.old_no if line.kind == "remove" else line.new_no
+            html = source[number - 1] if number and number <= len(source) else None
+            lines.append({"line": line, "html": html})
+        hunks.append({"hunk": hunk, "lines": lines, "pairs": _side_by_side(lines)})
+    return hunks
+
+
+def _side_by_side(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pairs for the two-column view: a change block's removed lines beside its added ones."""
+    pairs: list[dict[str, Any]] = []
+    removed: list[dict[str, Any]] = []
+    added: list[dict[str, Any]] = []
+    for row in [*lines, None]:
+        kind = row["line"].kind if row else None
+        if kind == "remove":
+            removed.append(row)
+            continue
+        if kind == "add":
+            added.append(row)
+            continue
+        for index in range(max(len(removed), len(added))):
+            pairs.append(
+                {
+                    "left": removed[index] if index < len(removed) else None,
+                    "right": added[index] if index < len(added) else None,
+                }
+            )
+        removed, added = [], []
+        if row is not None:
+            pairs.append({"left": row, "right": row})
+    return pairs
+
+
+@login_required
+@require_GET
+def changeset_file(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    """One file's diff, highlighted, with its hunks' verdicts and comments (fetched lazily)."""
+    membership, session = _session_for(request, slug, session_id)
+    changeset = _changeset_of(session, changeset_id)
+    path = request.GET.get("path", "")
+    try:
+        context_lines = max(3, min(MAX_CONTEXT, int(request.GET.get("context", "3"))))
+    except ValueError:
+        context_lines = 3
+    view = "split" if request.GET.get("view") == "split" else "unified"
+    diff = services.file_diff(changeset, path, context_lines)
+    if diff is None:
+        raise Http404("No such file in this proposal.")
+    store = GitStore(session.repository.store_path)
+    old_text = (
+        None if diff.status == "added" else _file_text(store, session.base_commit, diff.old_path)
+    )
+    new_text = None if diff.status == "deleted" else _file_text(store, changeset.commit, diff.path)
+    verdicts = _decision_map(changeset).get(path, {})
+    comments: dict[tuple[str, int], list[Any]] = {}
+    for comment in changeset.comments.filter(path=path).select_related("author"):
+        comments.setdefault((comment.side, comment.line), []).append(comment)
+    findings = [f for f in changeset.findings if f["path"] == path]
+    by_line: dict[int, list[dict[str, Any]]] = {}
+    for finding in findings:
+        by_line.setdefault(finding["line"], []).append(finding)
+    hunks = _rows(
+        diff, _highlighted_lines(diff.old_path, old_text), _highlighted_lines(path, new_text)
+    )
+    for entry in hunks:
+        entry["verdict"] = verdicts.get(entry["hunk"].index, "")
+        for row in entry["lines"]:
+            line = row["line"]
+            side, number = ("old", line.old_no) if line.kind == "remove" else ("new", line.new_no)
+            row["side"], row["number"] = side, number
+            row["comments"] = comments.get((side, number), [])
+            row["findings"] = by_line.get(number, []) if side == "new" else []
+    return render(
+        request,
+        "refactors/_file_diff.html",
+        _context(
+            membership,
+            session=session,
+            changeset=changeset,
+            diff=diff,
+            hunks=hunks,
+            whole_verdict=verdicts.get(WHOLE_FILE, ""),
+            file_findings=by_line.get(0, []),
+            view=view,
+            context_lines=context_lines,
+            more_context=min(MAX_CONTEXT, context_lines + 20),
+            is_latest=services.latest_changeset(session).pk == changeset.pk,
+        ),
+    )
+
+
+@login_required
+@require_POST
+def changeset_decide(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
+    changeset = _changeset_of(session, changeset_id)
+    hunk = request.POST.get("hunk", "")
+    try:
+        if request.POST.get("all"):
+            services.decisions_all(
+                membership=membership, changeset=changeset, verdict=request.POST.get("verdict", "")
+            )
+        else:
+            services.decision_set(
+                membership=membership,
+                changeset=changeset,
+                path=request.POST.get("path", ""),
+                hunk=int(hunk) if hunk.lstrip("-").isdigit() else None,
+                verdict=request.POST.get("verdict", ""),
+            )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    return _back(slug, session)
+
+
+@login_required
+@require_POST
+def changeset_comment(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
+    changeset = _changeset_of(session, changeset_id)
+    line = request.POST.get("line", "")
+    try:
+        services.comment_add(
+            membership=membership,
+            changeset=changeset,
+            path=request.POST.get("path", ""),
+            line=int(line) if line.isdigit() else None,
+            side=request.POST.get("side", "new"),
+            body=request.POST.get("body", ""),
+        )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    return _back(slug, session)
+
+
+@login_required
+@require_POST
+def changeset_apply(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    membership, session = _session_for(request, slug, session_id)
+    changeset = _changeset_of(session, changeset_id)
+    try:
+        record = services.changeset_apply(
+            membership=membership, changeset=changeset, target=request.POST.get("target", "")
+        )
+    except PermissionDenied:
+        raise
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+        return _back(slug, session)
+    if record.state == Apply.State.APPLIED:
+        messages.success(
+            request, f"Applied as {record.result_commit[:10]} on {record.target_branch}."
+        )
+    else:
+        messages.error(request, record.message)
+    return _back(slug, session)
+
+
+@login_required
+@require_POST
+def refactor_regenerate(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
+    try:
+        services.refactor_regenerate(membership=membership, session=session)
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    return _back(slug, session)
+
+
+@login_required
+@require_POST
+def changeset_fix(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
+    try:
+        services.refactor_fix_failed(
+            membership=membership, changeset=_changeset_of(session, changeset_id)
+        )
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    return _back(slug, session)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def changeset_edit(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    """Edit one file of a proposal by hand; the result is the session's next proposal."""
+    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
+    changeset = _changeset_of(session, changeset_id)
+    path = request.POST.get("path") or request.GET.get("path", "")
+    if request.method == "POST":
+        try:
+            services.changeset_edit_file(
+                membership=membership,
+                changeset=changeset,
+                path=path,
+                content=request.POST.get("content", "").replace("\r\n", "\n"),
+            )
+        except ValidationError as error:
+            messages.error(request, _errors(error))
+        else:
+            messages.success(request, f"{path} edited: review the new proposal.")
+        return _back(slug, session)
+    store = GitStore(session.repository.store_path)
+    content = _file_text(store, changeset.commit or session.base_commit, path)
+    if content is None:
+        raise Http404("No such text file in this proposal.")
+    return render(
+        request,
+        "refactors/edit_file.html",
+        _context(membership, session=session, changeset=changeset, path=path, content=content),
+    )
+
+
+@login_required
+@require_GET
+def changeset_patch(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    """The proposal (or, once applied, the applied commit) as a ``git am``-able patch."""
+    _, session = _session_for(request, slug, session_id)
+    changeset = _changeset_of(session, changeset_id)
+    if not changeset.commit or changeset.commit == session.base_commit:
+        raise Http404("This proposal changes nothing.")
+    applied = changeset.applies.filter(state=Apply.State.APPLIED).first()
+    store = GitStore(session.repository.store_path)
+    commit = applied.result_commit if applied else changeset.commit
+    response = HttpResponse(store.format_patch(commit), content_type="text/x-patch")
+    response["Content-Disposition"] = (
+        f'attachment; filename="refactor-{session.pk}-{changeset.number}.patch"'
+    )
+    return response
+
+
+@login_required
+@require_GET
+def changeset_archive(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    """The whole tree as proposed, as a .zip."""
+    _, session = _session_for(request, slug, session_id)
+    changeset = _changeset_of(session, changeset_id)
+    if not changeset.commit:
+        raise Http404("This proposal has no tree yet.")
+    store = GitStore(session.repository.store_path)
+    response = StreamingHttpResponse(
+        store.archive(changeset.commit, "zip"), content_type="application/zip"
+    )
+    name = f"{session.repository.slug}-refactor-{session.pk}-{changeset.number}.zip"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
