@@ -20,3 +20,9 @@ def refactor_proposal_written(job: GenerationJob) -> None:
 def refactor_build(task: Task, progress: Progress) -> dict[str, Any]:
     changeset = services.changeset_build(changeset_id=task.payload["changeset_id"])
     return {"state": changeset.state, "applied": changeset.blocks_applied}
+
+
+@register("refactor.push")
+def refactor_push(task: Task, progress: Progress) -> dict[str, Any]:
+    record = services.apply_push(apply_id=task.payload["apply_id"])
+    return {"pushed_at": record.pushed_at.isoformat() if record.pushed_at else None}

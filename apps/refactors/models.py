@@ -188,6 +188,8 @@ class Apply(models.Model):
     state = models.CharField(max_length=16, choices=State.choices)
     conflicts = models.JSONField(default=list, blank=True)
     message = models.TextField(blank=True)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    push_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -212,6 +214,8 @@ class RefactorPolicy(models.Model):
     )
     block_on_high_findings = models.BooleanField(default=True)
     allow_mode_changes = models.BooleanField(default=False)
+    # Push applied branches of cloned repositories to their origin (with the stored token).
+    allow_push = models.BooleanField(default=False)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

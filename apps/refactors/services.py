@@ -868,13 +868,18 @@ def policy_for(workspace_id: int) -> RefactorPolicy:
 
 
 def policy_update(
-    *, membership: Membership, block_on_high_findings: bool, allow_mode_changes: bool
+    *,
+    membership: Membership,
+    block_on_high_findings: bool,
+    allow_mode_changes: bool,
+    allow_push: bool = False,
 ) -> RefactorPolicy:
     """Admins choose what applying allows in their workspace."""
     ensure_can(membership, Action.MANAGE_MEMBERS)
     policy = policy_for(membership.workspace_id)
     policy.block_on_high_findings = bool(block_on_high_findings)
     policy.allow_mode_changes = bool(allow_mode_changes)
+    policy.allow_push = bool(allow_push)
     policy.updated_by_id = membership.user_id
     policy.updated_at = timezone.now()
     policy.save()
@@ -1027,6 +1032,48 @@ def changeset_apply(
                 commit=result,
             ),
         )
+    return record
+
+
+def apply_push_enqueue(*, membership: Membership, record: Apply) -> None:
+    """Queue the push of an applied branch to the cloned repository's origin."""
+    ensure_can(membership, Action.APPLY_CHANGES)
+    session = record.changeset.session
+    if session.workspace_id != membership.workspace_id:
+        raise PermissionDenied("This apply belongs to another workspace.")
+    if record.state != Apply.State.APPLIED:
+        raise ValidationError("Only an applied change can be pushed.")
+    if session.repository.source != "clone":
+        raise ValidationError("This repository was uploaded: there is no remote to push to.")
+    if not policy_for(session.workspace_id).allow_push:
+        raise ValidationError("An admin must allow pushing in the refactor policy first.")
+    task_enqueue(
+        kind="refactor.push",
+        payload={"apply_id": record.pk},
+        workspace_id=session.workspace_id,
+        created_by_id=membership.user_id,
+    )
+
+
+def apply_push(*, apply_id: int) -> Apply:
+    """Push an applied branch (the task's work); the outcome is stored on the apply."""
+    from apps.ops.services import TaskError
+    from apps.repos.services import repository_push
+
+    record = Apply.objects.select_related("changeset__session__repository").get(pk=apply_id)
+    try:
+        repository_push(
+            repository=record.changeset.session.repository,
+            commit=record.result_commit,
+            branch=record.target_branch,
+        )
+    except TaskError as error:
+        record.push_error = str(error)
+        record.save(update_fields=["push_error"])
+        raise
+    record.pushed_at = timezone.now()
+    record.push_error = ""
+    record.save(update_fields=["pushed_at", "push_error"])
     return record
 
 

@@ -21,4 +21,5 @@ urlpatterns = [
     path(_changeset + "edit/", views.changeset_edit, name="edit"),
     path(_changeset + "patch/", views.changeset_patch, name="patch"),
     path(_changeset + "archive/", views.changeset_archive, name="archive"),
+    path(_session + "applies/<int:apply_id>/push/", views.apply_push, name="push"),
 ]

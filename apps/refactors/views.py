@@ -129,6 +129,7 @@ def refactor_policy(request: HttpRequest, slug: str) -> HttpResponse:
         membership=membership,
         block_on_high_findings=request.POST.get("block_on_high_findings") == "on",
         allow_mode_changes=request.POST.get("allow_mode_changes") == "on",
+        allow_push=request.POST.get("allow_push") == "on",
     )
     messages.success(request, "Refactor policy saved.")
     return redirect("refactors:index", slug=slug)
@@ -403,6 +404,22 @@ def changeset_apply(
         )
     else:
         messages.error(request, record.message)
+    return _back(slug, session)
+
+
+@login_required
+@require_POST
+def apply_push(request: HttpRequest, slug: str, session_id: int, apply_id: int) -> HttpResponse:
+    membership, session = _session_for(request, slug, session_id, Action.APPLY_CHANGES)
+    record = Apply.objects.filter(pk=apply_id, changeset__session=session).first()
+    if record is None:
+        raise Http404("No such apply.")
+    try:
+        services.apply_push_enqueue(membership=membership, record=record)
+    except ValidationError as error:
+        messages.error(request, _errors(error))
+    else:
+        messages.success(request, f"Pushing {record.target_branch} to the repository's origin…")
     return _back(slug, session)
 
 

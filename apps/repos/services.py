@@ -403,6 +403,20 @@ def repository_sync(*, repository: Repository, progress: ProgressReporter = no_p
     return sha
 
 
+def repository_push(*, repository: Repository, commit: str, branch: str) -> None:
+    """Push ``commit`` to ``branch`` of a cloned repository's origin with its stored token."""
+    if repository.source != Repository.Source.CLONE:
+        raise TaskError("Only cloned repositories have a remote to push to.")
+    checked = _check_url(repository.clone_url)
+    token = decrypt_secret(repository.clone_token_encrypted) if repository.has_token else None
+    try:
+        GitStore(repository.store_path).push(
+            checked.url, commit=commit, branch=branch, token=token, **_remote_options(checked)
+        )
+    except GitStoreError as error:
+        raise TaskError(str(error)) from None
+
+
 def repository_sync_enqueue(*, actor: Membership, repository: Repository) -> Task:
     """Queue a sync of a cloned repository."""
     ensure_can(actor, Action.CONTRIBUTE)

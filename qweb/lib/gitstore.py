@@ -388,6 +388,54 @@ class GitStore:
         self._fetch_branch(remote, branch, depth, deadline)
         return self.resolve(f"refs/heads/{branch}")
 
+    def push(
+        self,
+        url: str,
+        *,
+        commit: str,
+        branch: str,
+        timeout_s: float = 300.0,
+        max_bytes: int = 1024 * 1024 * 1024,
+        pinned_resolve: str | None = None,
+        token: str | None = None,
+        token_username: str = DEFAULT_TOKEN_USER,
+        allowed_protocols: Sequence[str] = ("https",),
+        ssh: SshOptions | None = None,
+    ) -> None:
+        """Push ``commit`` to ``branch`` at ``url``, never forced: a branch that moved refuses."""
+        _check_ref(commit)
+        _check_branch_name(branch)
+        remote = _Remote(
+            url,
+            timeout_s,
+            max_bytes,
+            pinned_resolve,
+            token,
+            token_username,
+            allowed_protocols,
+            ssh=ssh,
+        )
+        args = [
+            GIT,
+            *remote.config_args(),
+            "--git-dir",
+            str(self.path),
+            "push",
+            "--quiet",
+            "--no-verify",
+            "--no-recurse-submodules",
+            "--",
+            remote.url,
+            f"{self.resolve(commit)}:refs/heads/{branch}",
+        ]
+        _run_remote(
+            args,
+            remote,
+            what="Pushing the branch",
+            watch=None,
+            deadline=time.monotonic() + timeout_s,
+        )
+
     def _fetch_branch(
         self, remote: _Remote, branch: str, depth: int | None, deadline: float
     ) -> None:

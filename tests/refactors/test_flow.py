@@ -364,3 +364,70 @@ def test_a_base_commit_that_no_longer_exists_fails_the_build_clearly(
     built = propose.finish(changeset, RENAME)
     assert built.state == ChangeSet.State.FAILED
     assert built.error
+
+
+def test_an_applied_branch_of_a_cloned_repository_is_pushed_when_the_policy_allows(
+    workspace, owner, membership_of, tmp_path, settings, propose
+):
+    import subprocess
+
+    from apps.ops.services import TaskError
+    from apps.repos import services as repo_services
+    from apps.repos.indexing import index_commit
+
+    settings.QWEB_CLONE_SCHEMES = ["https", "file"]
+    settings.QWEB_CLONE_ALLOW_PRIVATE = True
+    origin = tmp_path / "origin.git"
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    (work / "app.py").write_text("def total_with_tax(amount, rate):\n    return amount\n")
+    git = ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", "-C", str(work)]
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    subprocess.run([*git, "push", "-q", str(origin), "main"], check=True)
+    repository = repo_services.repository_clone(
+        workspace=workspace, user=owner, name="Cloned", url=origin.as_uri()
+    )
+    index_commit(repository=repository, sha=repository.head_sha)
+    session = services.refactor_create(
+        membership=membership_of(owner), repository=repository, instruction="Rename"
+    )
+    changeset = propose.finish(
+        session.changesets.get(),
+        "app.py\n```\n<<<<<<< SEARCH\ndef total_with_tax(amount, rate):\n=======\n"
+        "def total_including_tax(amount, rate):\n>>>>>>> REPLACE\n```\n",
+    )
+    services.decisions_all(membership=membership_of(owner), changeset=changeset, verdict="accept")
+    record = services.changeset_apply(membership=membership_of(owner), changeset=changeset)
+
+    with pytest.raises(ValidationError, match="allow pushing"):
+        services.apply_push_enqueue(membership=membership_of(owner), record=record)
+    services.policy_update(
+        membership=membership_of(owner),
+        block_on_high_findings=True,
+        allow_mode_changes=False,
+        allow_push=True,
+    )
+    services.apply_push_enqueue(membership=membership_of(owner), record=record)
+    pushed = services.apply_push(apply_id=record.pk)
+
+    assert pushed.pushed_at is not None and not pushed.push_error
+    remote = subprocess.run(
+        ["git", "--git-dir", str(origin), "rev-parse", f"refs/heads/{record.target_branch}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert remote == record.result_commit
+    # Never forced: once someone else's commit is on that branch, pushing again is refused.
+    (work / "app.py").write_text("something else\n")
+    subprocess.run([*git, "commit", "-qam", "theirs"], check=True)
+    subprocess.run(
+        [*git, "push", "-q", "-f", str(origin), f"main:refs/heads/{record.target_branch}"],
+        check=True,
+    )
+    with pytest.raises(TaskError):
+        services.apply_push(apply_id=record.pk)
+    record.refresh_from_db()
+    assert record.push_error
