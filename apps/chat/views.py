@@ -72,7 +72,7 @@ def conversation_index(request: HttpRequest, slug: str) -> HttpResponse:
     conversations = conversation_list(
         workspace=membership.workspace,
         query=query,
-        repository_id=int(repository_id) if repository_id.isdigit() else None,
+        repository_id=int(repository_id) if repository_id.isdecimal() else None,
     )
     repositories = [r for r in repository_list(workspace=membership.workspace) if r.head_sha]
     return render(
@@ -93,7 +93,7 @@ def conversation_index(request: HttpRequest, slug: str) -> HttpResponse:
 def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.CONTRIBUTE)
     repository = membership.workspace.repositories.filter(
-        pk=request.POST.get("repository") if request.POST.get("repository", "").isdigit() else 0
+        pk=request.POST.get("repository") if request.POST.get("repository", "").isdecimal() else 0
     ).first()
     if repository is None:
         messages.error(request, "Choose one of this workspace's repositories.")
@@ -206,7 +206,7 @@ def conversation_stop(request: HttpRequest, slug: str, conversation_id: int) -> 
         services.message_stop(
             membership=membership,
             conversation=conversation,
-            message_id=int(message_id) if message_id.isdigit() else None,
+            message_id=int(message_id) if message_id.isdecimal() else None,
         )
     except ValidationError as error:
         messages.error(request, _errors(error))

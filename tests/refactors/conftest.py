@@ -27,6 +27,7 @@ PROJECT = {
         for name in ("a", "b")
     ),
     "shop/README.md": "# Shop\n\nBilling helpers.\n",
+    "shop/static/logo.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
 }
 
 

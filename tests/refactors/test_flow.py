@@ -154,6 +154,30 @@ def test_bad_edits_are_refused_per_file_and_the_tree_is_untouched(project, propo
     assert changeset.commit == project.head_sha
 
 
+def test_an_edit_of_a_binary_file_is_refused_and_the_file_is_untouched(project, propose):
+    answer = "static/logo.png\n```\n<<<<<<< SEARCH\nPNG\n=======\nGIF\n>>>>>>> REPLACE\n```\n"
+    changeset = propose(answer + RENAME)
+    logo = [r for r in changeset.results if r["path"] == "static/logo.png"]
+    assert [r["status"] for r in logo] == ["refused"]
+    assert "binary" in logo[0]["reason"].lower()
+    assert changeset.blocks_applied == 4  # the other edits still apply
+    assert "static/logo.png" not in {f["path"] for f in changeset.files}
+
+
+def test_an_enormous_answer_is_cut_with_a_reason_and_nothing_half_applied(project, propose):
+    filler = "words " * 400_000  # 2.4 MB of prose before any edit
+    changeset = propose(filler + RENAME)
+    assert changeset.state == ChangeSet.State.READY
+    assert changeset.blocks_applied == 0
+    assert any(
+        "long" in r["reason"].lower()
+        or "large" in r["reason"].lower()
+        or "characters" in r["reason"].lower()
+        for r in changeset.results
+    )
+    assert changeset.files == []
+
+
 def test_a_search_text_found_in_several_places_is_refused_as_ambiguous(project, propose):
     # check_a and check_b share these lines; the edit could land in either.
     answer = (
