@@ -18,8 +18,13 @@ results of earlier ones) by the first step of this ladder that finds it:
    The closest window needs a score of at least ``FUZZY_MIN_SCORE``, SEARCH needs
    ``FUZZY_MIN_LINES`` non-blank lines, and every window elsewhere in the file must be
    clearly farther: at least ``FUZZY_MIN_GAP`` lines more and ``FUZZY_GAP_FACTOR`` times
-   the distance. Windows that overlap it and are as close but pair lines differently are
-   other readings of the same place; they must give the same text.
+   the distance. Windows that overlap it and are as close but pair lines differently,
+   and the alignments that move a gap across equal lines, are other readings of the same
+   place: they must all give the same text.
+
+A strict match (steps 1 to 3) is refused when another place holds the same lines with
+one more among them (or one blank line fewer): SEARCH may have dropped that line, a slip
+models make, and be meant for the other place (SEARCH up to ``TWIN_MAX_LINES`` lines).
 
 A step that finds the text at two or more places refuses the block ("ambiguous"): a
 looser step would only find more. Steps 2 to 4 apply the edit through the alignment of
@@ -47,6 +52,7 @@ Nothing depends on hash order or timing: the same input gives the same output.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -68,11 +74,15 @@ FUZZY_MAX_FILE_LINES = 200_000
 FUZZY_MAX_SEARCH_LINES = 1_000
 FUZZY_MAX_WINDOWS = 100
 # ...and fewer for long SEARCH texts: windows times SEARCH lines stays under this.
-FUZZY_MAX_WORK = 50_000
+FUZZY_MAX_WORK = 25_000
 # Counting stops here: "found 1000 or more times" says enough.
 MAX_COUNTED = 1000
 # A line found more often than this in the file says nothing about where SEARCH belongs.
 FUZZY_COMMON_LINE = 25
+
+# Longer SEARCH texts are not checked for a twin that has one more line (see
+# _hidden_twin): the check costs a search per line, and long near-copies are rare.
+TWIN_MAX_LINES = 60
 
 APPLIED = "applied"
 REFUSED = "refused"
@@ -295,12 +305,20 @@ class _Match:
     alternatives: list[_Match | str] = field(default_factory=list)
 
 
-def _find_runs(keys: list[str], wanted: list[str]) -> list[int]:
-    """Start indexes where ``wanted`` occurs as consecutive items of ``keys``."""
+def _joined(keys: list[str]) -> str:
+    return "\n" + "\n".join(keys) + "\n"
+
+
+def _find_runs(keys: list[str], wanted: list[str], haystack: str | None = None) -> list[int]:
+    """Start indexes where ``wanted`` occurs as consecutive items of ``keys``.
+
+    ``haystack`` is ``_joined(keys)`` when the caller has it already.
+    """
     # str.find on the joined lines is linear where comparing slices line by line is not
     # (a file of one line repeated, with SEARCH the same line repeated and one other).
-    haystack = "\n" + "\n".join(keys) + "\n"
-    needle = "\n" + "\n".join(wanted) + "\n"
+    if haystack is None:
+        haystack = _joined(keys)
+    needle = _joined(wanted)
     starts = []
     line = 0
     counted_to = 0
@@ -385,19 +403,59 @@ def _locate(file: _Lines, search: list[str]) -> _Match | str:
     n = len(search)
     try:
         match = _strict_match(file, search, 0, [*range(n)])
-        if match is not None:
-            return match
-        first = next(j for j in range(n) if search[j].strip())
-        last = max(j for j in range(n) if search[j].strip())
-        if first > 0 or last < n - 1:
-            keep: list[int | None] = [j if first <= j <= last else None for j in range(n)]
-            match = _strict_match(file, search[first : last + 1], first, keep)
-            if match is not None:
-                match.note = "blank lines at the edges of SEARCH are not in the file"
-                return match
+        if match is None:
+            first = next(j for j in range(n) if search[j].strip())
+            last = max(j for j in range(n) if search[j].strip())
+            if first > 0 or last < n - 1:
+                keep: list[int | None] = [j if first <= j <= last else None for j in range(n)]
+                match = _strict_match(file, search[first : last + 1], first, keep)
+                if match is not None:
+                    match.note = "blank lines at the edges of SEARCH are not in the file"
     except _Ambiguous as ambiguous:
         return ambiguous.reason
-    return _fuzzy_locate(file, search)
+    if match is None:
+        return _fuzzy_locate(file, search)
+    twin = _hidden_twin(file, search, match)
+    return twin if twin is not None else match
+
+
+def _hidden_twin(file: _Lines, search: list[str], match: _Match) -> str | None:
+    """Why a strict match is not safe to use, or None.
+
+    When another place holds the lines of SEARCH with one more line among them (or one
+    blank line fewer), SEARCH may have dropped that line, a slip models make, and be
+    meant for the other place. Whitespace and indentation do not count here.
+    """
+    kept = [j for j, p in enumerate(match.fmap) if p is not None]
+    wanted = [_norm(line) for line in search[kept[0] : kept[-1] + 1]]
+    n = len(wanted)
+    if n < 2 or n > TWIN_MAX_LINES:
+        return None
+    first = match.fmap[kept[0]]
+    assert first is not None
+    last = first + n - 1
+    keys = [_norm(line) for line in file.texts]
+    haystack = _joined(keys)
+    twins: list[int] = []
+    for k in range(1, n):
+        # One more line between wanted[:k] and wanted[k:]; look for the longer part.
+        head, tail = wanted[:k], wanted[k:]
+        if len(head) >= len(tail):
+            starts = _find_runs(keys, head, haystack)
+        else:
+            starts = [q - k - 1 for q in _find_runs(keys, tail, haystack) if q - k - 1 >= 0]
+        twins += [
+            p for p in starts if keys[p : p + k] == head and keys[p + k + 1 : p + n + 1] == tail
+        ]
+        if k < n - 1 and not wanted[k]:
+            twins += _find_runs(keys, wanted[:k] + wanted[k + 1 :], haystack)
+    elsewhere = sorted({p for p in twins if p + n < first or p > last})
+    if elsewhere:
+        return (
+            f"ambiguous: SEARCH matches at line {first + 1}, but line {elsewhere[0] + 1} "
+            f"holds the same lines with one more among them, which SEARCH may have dropped"
+        )
+    return None
 
 
 def _weight(norm_line: str) -> float:
@@ -413,11 +471,10 @@ class _Candidate:
     last: int
 
 
-def _fuzzy_locate(file: _Lines, search: list[str]) -> _Match | str:
+def _fuzzy_candidates(file: _Lines, search: list[str]) -> list[_Candidate] | str:
+    """Windows of the file aligned with SEARCH, closest first; or why there are none."""
     search_norm = [_norm(line) for line in search]
     non_blank = [j for j, line in enumerate(search_norm) if line]
-    if len(non_blank) < FUZZY_MIN_LINES:
-        return "SEARCH not found in the file (too short for a fuzzy match)"
     if len(file.texts) > FUZZY_MAX_FILE_LINES or len(non_blank) > FUZZY_MAX_SEARCH_LINES:
         return "SEARCH not found in the file (too large for a fuzzy match)"
     file_norm = [_norm(line) for line in file.texts]
@@ -448,31 +505,52 @@ def _fuzzy_locate(file: _Lines, search: list[str]) -> _Match | str:
             chosen.insert(at, start)
             if len(chosen) >= min(FUZZY_MAX_WINDOWS, max(10, FUZZY_MAX_WORK // n)):
                 break
-    matcher = SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2(search_norm)
+    # Each window is aligned from the front and from the back: where SEARCH skips one of
+    # several equal lines, the two put the gap at either end of them, and both readings
+    # are weighed (see _fuzzy_locate).
+    forward = SequenceMatcher(None, autojunk=False)
+    forward.set_seq2(search_norm)
+    backward = SequenceMatcher(None, autojunk=False)
+    backward.set_seq2(search_norm[::-1])
     candidates: dict[tuple[int | None, ...], _Candidate] = {}
     for start in chosen:
         lo = max(0, start - slack)
         hi = min(len(file_norm), start + n + slack)
-        matcher.set_seq1(file_norm[lo:hi])
-        fmap: list[int | None] = [None] * n
-        for a, b, size in matcher.get_matching_blocks():
-            for k in range(size):
-                fmap[b + k] = lo + a + k
-        aligned = [p for p in (fmap[j] for j in non_blank) if p is not None]
-        if not aligned:
-            continue
-        first, last = min(aligned), max(aligned)
-        matched = sum(_weight(search_norm[j]) for j in range(n) if first <= (fmap[j] or -1) <= last)
-        span = sum(_weight(file_norm[p]) for p in range(first, last + 1))
-        score = 2 * matched / (search_weight + span)
-        distance = search_weight + span - 2 * matched
-        key = tuple(fmap)
-        if key not in candidates:
-            candidates[key] = _Candidate(score, distance, fmap, first, last)
+        window = file_norm[lo:hi]
+        forward.set_seq1(window)
+        backward.set_seq1(window[::-1])
+        for reverse, matcher in ((False, forward), (True, backward)):
+            fmap: list[int | None] = [None] * n
+            for a, b, size in matcher.get_matching_blocks():
+                for k in range(size):
+                    if reverse:
+                        fmap[n - 1 - (b + k)] = hi - 1 - (a + k)
+                    else:
+                        fmap[b + k] = lo + a + k
+            if all(fmap[j] is None for j in non_blank):
+                continue
+            # Blank lines count where they pair up, at the edges too.
+            aligned = [p for p in fmap if p is not None]
+            first, last = min(aligned), max(aligned)
+            matched = sum(_weight(search_norm[j]) for j in range(n) if fmap[j] is not None)
+            span = sum(_weight(file_norm[p]) for p in range(first, last + 1))
+            score = 2 * matched / (search_weight + span)
+            distance = search_weight + span - 2 * matched
+            key = tuple(fmap)
+            if key not in candidates:
+                candidates[key] = _Candidate(score, distance, fmap, first, last)
     ranked = sorted(candidates.values(), key=lambda c: (c.distance, -c.score, c.first, c.last))
     if not ranked:
         return "SEARCH not found in the file (no line of it occurs in the file)"
+    return ranked
+
+
+def _fuzzy_locate(file: _Lines, search: list[str]) -> _Match | str:
+    if sum(1 for line in search if line.strip()) < FUZZY_MIN_LINES:
+        return "SEARCH not found in the file (too short for a fuzzy match)"
+    ranked = _fuzzy_candidates(file, search)
+    if isinstance(ranked, str):
+        return ranked
     best = ranked[0]
     where = f"line {best.first + 1}"
     if best.score < FUZZY_MIN_SCORE:
@@ -505,8 +583,68 @@ def _fuzzy_locate(file: _Lines, search: list[str]) -> _Match | str:
         match.note += f"; next best elsewhere: line {elsewhere.first + 1}, {elsewhere.score:.2f}"
     # The caller applies the block through each reading, and refuses unless all of them
     # give the same text.
-    match.alternatives = [_fuzzy_match(file, search, rival) for rival in rivals]
+    search_norm = [_norm(line) for line in search]
+    file_norm = [_norm(line) for line in file.texts]
+    slid = [
+        _Candidate(best.score, best.distance, fmap, best.first, best.last)
+        for fmap in _slid_alignments(best.fmap, search_norm, file_norm)
+    ]
+    match.alternatives = [_fuzzy_match(file, search, other) for other in [*rivals, *slid]]
     return match
+
+
+def _slid_alignments(
+    fmap: list[int | None], search: list[str], file: list[str]
+) -> list[list[int | None]]:
+    """Other alignments as good as ``fmap``, with a gap moved across equal lines.
+
+    SEARCH ``A P P P ]`` on the file ``A x P P P P ]`` pairs the P lines either after the
+    skipped ``x`` or before the extra ``P``; the same holds for SEARCH lines that the file
+    lacks. ``search`` and ``file`` are normalised lines.
+    """
+    n = len(fmap)
+    pairs = [(j, p) for j, p in enumerate(fmap) if p is not None]
+    slid: list[list[int | None]] = []
+    for (j1, f1), (j2, f2) in itertools.pairwise(pairs):
+        if j2 == j1 + 1 and f2 > f1 + 1:
+            # File lines f1+1 .. f2-1 are not in SEARCH: the lines after them may pair
+            # earlier, the lines before them later.
+            width = f2 - f1 - 1
+            right = list(fmap)
+            i = 0
+            while j2 + i < n and fmap[j2 + i] == f2 + i and file[f1 + 1 + i] == search[j2 + i]:
+                right[j2 + i] = f1 + 1 + i
+                i += 1
+            if i:
+                slid.append(right)
+            left = list(fmap)
+            i = 0
+            while j1 - i >= 0 and fmap[j1 - i] == f1 - i and file[f2 - 1 - i] == search[j1 - i]:
+                left[j1 - i] = f1 - i + width
+                i += 1
+            if i:
+                slid.append(left)
+        elif f2 == f1 + 1 and j2 > j1 + 1:
+            # SEARCH lines j1+1 .. j2-1 are not in the file: the ones that equal their
+            # neighbours across the gap may be the ones that are.
+            width = j2 - j1 - 1
+            right = list(fmap)
+            i = 0
+            while j2 + i < n and fmap[j2 + i] == f2 + i and search[j1 + 1 + i] == search[j2 + i]:
+                right[j1 + 1 + i] = f2 + i
+                right[j2 + i] = None
+                i += 1
+            if i:
+                slid.append(right)
+            left = list(fmap)
+            i = 0
+            while j1 - i >= 0 and fmap[j1 - i] == f1 - i and search[j2 - 1 - i] == search[j1 - i]:
+                left[j2 - 1 - i] = f1 - i
+                left[j1 - i] = None
+                i += 1
+            if i:
+                slid.append(left)
+    return slid
 
 
 def _fuzzy_match(file: _Lines, search: list[str], candidate: _Candidate) -> _Match | str:

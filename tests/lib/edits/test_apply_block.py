@@ -516,3 +516,87 @@ def test_deleting_one_of_two_equal_lines_across_a_gap_is_refused():
     outcome = apply_block(content, search, replace)
 
     assert outcome.status == "refused"
+
+
+WIDGETS = """\
+class Widget:
+    def __deepcopy__(self, memo):
+        obj = copy.copy(self)
+        obj.attrs = self.attrs.copy()
+        memo[id(self)] = obj
+        return obj
+
+
+class ChoiceWidget(Widget):
+    def __deepcopy__(self, memo):
+        obj = copy.copy(self)
+        obj.attrs = self.attrs.copy()
+        obj.choices = copy.copy(self.choices)
+        memo[id(self)] = obj
+        return obj
+"""
+
+
+def test_an_exact_match_is_refused_when_another_place_has_the_same_lines_and_one_more():
+    # Meant for ChoiceWidget with the choices line dropped, or for Widget? SEARCH cannot say.
+    search = lines(
+        "    def __deepcopy__(self, memo):",
+        "        obj = copy.copy(self)",
+        "        obj.attrs = self.attrs.copy()",
+        "        memo[id(self)] = obj",
+    )
+
+    outcome = apply_block(WIDGETS, search, search.replace("copy.copy(self)", "super().copy()"))
+
+    assert outcome.status == "refused"
+    assert outcome.reason.startswith("ambiguous: SEARCH matches at line 2, but line 10 holds")
+
+
+def test_an_exact_match_that_includes_the_distinguishing_line_is_applied():
+    search = lines(
+        "        obj.attrs = self.attrs.copy()",
+        "        obj.choices = copy.copy(self.choices)",
+    )
+
+    outcome = apply_block(WIDGETS, search, search.replace("copy.copy(", "list("))
+
+    assert outcome.how == "exact"
+    assert "obj.choices = list(self.choices)" in outcome.text
+
+
+ARGTYPES = """\
+get_point = void_output(
+    lgdal.OGR_G_GetPointZM,
+    [
+        c_void_p,
+        c_int,
+        POINTER(c_double),
+        POINTER(c_double),
+        POINTER(c_double),
+        POINTER(c_double),
+    ],
+    errcheck=False,
+)
+"""
+
+
+def test_changing_one_of_several_equal_lines_when_search_has_one_fewer_is_refused():
+    search = ARGTYPES.replace("        POINTER(c_double),\n", "", 1)
+    replace = search.replace(
+        "POINTER(c_double),\n        POINTER(c_double),\n        POINTER(c_double),\n",
+        "POINTER(c_double),\n        POINTER(c_float),\n        POINTER(c_double),\n",
+    )
+
+    outcome = apply_block(ARGTYPES, search, replace)
+
+    assert outcome.status == "refused"
+    assert outcome.reason.startswith("ambiguous: the block can be read in more than one way")
+
+
+def test_changing_a_line_away_from_the_equal_lines_is_applied_all_the_same():
+    search = ARGTYPES.replace("        POINTER(c_double),\n", "", 1)
+
+    outcome = apply_block(ARGTYPES, search, search.replace("c_int", "c_uint"))
+
+    assert outcome.how == "fuzzy"
+    assert outcome.text == ARGTYPES.replace("c_int", "c_uint")

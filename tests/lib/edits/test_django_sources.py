@@ -26,6 +26,24 @@ def bare_runs(file_lines: list[str], wanted: list[str]) -> int:
     return sum(1 for p in range(len(stripped) - n + 1) if stripped[p : p + n] == target)
 
 
+def has_twin(file_lines: list[str], start: int, wanted: list[str]) -> bool:
+    """Whether another place holds ``wanted`` with one more line among them, or one blank
+    line fewer: SEARCH may have dropped that line, so the block is refused as ambiguous."""
+    keys = [" ".join(line.split()) for line in file_lines]
+    target = [" ".join(line.split()) for line in wanted]
+    n = len(target)
+    for p in range(len(keys)):
+        if keys[p] != target[0] or start - n <= p <= start + n - 1:
+            continue
+        longer = keys[p : p + n + 1]
+        if any(longer[:k] + longer[k + 1 :] == target for k in range(1, n)):
+            return True
+        shorter = keys[p : p + n - 1]
+        if any(not target[k] and target[:k] + target[k + 1 :] == shorter for k in range(1, n - 1)):
+            return True
+    return False
+
+
 def indent_of(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
@@ -44,6 +62,8 @@ def cases(seed: int):
         search = file_lines[start : start + size]
         non_blank = [k for k, line in enumerate(search) if line.strip()]
         if len(non_blank) < 2 or bare_runs(file_lines, search) != 1:
+            continue
+        if has_twin(file_lines, start, search):
             continue
         k = rng.choice(non_blank)
         edit = rng.choice(["change", "insert", "delete"])
