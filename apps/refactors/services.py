@@ -61,6 +61,7 @@ from qweb.realtime import broadcast
 logger = logging.getLogger(__name__)
 
 MAX_SCOPE = 50
+SCAN_TIMEOUT_S = 300.0
 MAX_FILE_BYTES = 2 * 1024 * 1024
 FORBIDDEN_MODES = {"120000": "a symbolic link", "160000": "a submodule"}
 
@@ -595,7 +596,8 @@ def _scan(store: GitStore, base: str, commit: str, diff: list[FileDiff]) -> list
         if not item.binary
     ]
     try:
-        return scan_changes(changed)
+        # A background task: a large change on a busy machine may take minutes to scan.
+        return scan_changes(changed, timeout_s=SCAN_TIMEOUT_S)
     except Exception:  # the scan must never lose a proposal; the gate sees the error
         logger.exception("Scanning failed")
         from qweb.lib.scan import Finding
@@ -625,6 +627,12 @@ def changeset_edit_file(
         raise ValidationError({"path": str(error)}) from None
     if not in_scope(path, changeset.session.scope):
         raise ValidationError({"path": "That file is outside the refactor's scope."})
+    # Only a file of the proposal: a folder's path would replace the folder with one file,
+    # a path under a file the file with a folder.
+    store = GitStore(changeset.session.repository.store_path)
+    entry = _tree_files(store, changeset.commit or changeset.session.base_commit).get(path)
+    if entry is None or entry[1] in FORBIDDEN_MODES:
+        raise ValidationError({"path": "No such file in this proposal."})
     if not isinstance(content, str) or len(content.encode()) > MAX_FILE_BYTES:
         raise ValidationError({"content": "The new content must be text of at most 2 MB."})
     with transaction.atomic():
@@ -811,7 +819,8 @@ def comment_add(
         raise ValidationError("This proposal is not ready for review.")
     if not any(item["path"] == path for item in changeset.files):
         raise ValidationError({"path": "No such file in this proposal."})
-    if not isinstance(line, int) or line < 1 or side not in {"old", "new"}:
+    # The column holds at most 2**31 - 1; a bigger number from a form or frame is no line.
+    if not isinstance(line, int) or not 1 <= line < 2**31 or side not in {"old", "new"}:
         raise ValidationError({"line": "Comment on a line of the diff."})
     if not isinstance(body, str) or not body.strip():
         raise ValidationError({"body": "Write a comment first."})
@@ -863,8 +872,10 @@ def accepted_hunks(changeset: ChangeSet) -> dict[str, list[int] | None]:
 
 
 def policy_for(workspace_id: int) -> RefactorPolicy:
-    policy, _ = RefactorPolicy.objects.get_or_create(workspace_id=workspace_id)
-    return policy
+    """The workspace's policy; the defaults (unsaved) until an admin saves one."""
+    return RefactorPolicy.objects.filter(workspace_id=workspace_id).first() or RefactorPolicy(
+        workspace_id=workspace_id
+    )
 
 
 def policy_update(

@@ -102,7 +102,7 @@ def refactor_new(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.CONTRIBUTE)
     value = request.POST.get("repository", "")
     repository = membership.workspace.repositories.filter(
-        pk=int(value) if value.isdigit() else 0
+        pk=int(value) if value.isdecimal() else 0
     ).first()
     if repository is None:
         messages.error(request, "Choose one of this workspace's repositories.")
@@ -135,11 +135,12 @@ def refactor_policy(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("refactors:index", slug=slug)
 
 
-def _decision_map(changeset: ChangeSet) -> dict[str, dict[int, str]]:
+def _decision_map(changeset: ChangeSet, path: str | None = None) -> dict[str, dict[int, str]]:
+    decisions = HunkDecision.objects.filter(changeset=changeset)
+    if path is not None:
+        decisions = decisions.filter(path=path)
     found: dict[str, dict[int, str]] = {}
-    for path, hunk, verdict in HunkDecision.objects.filter(changeset=changeset).values_list(
-        "path", "hunk", "verdict"
-    ):
+    for path, hunk, verdict in decisions.values_list("path", "hunk", "verdict"):
         found.setdefault(path, {})[hunk] = verdict
     return found
 
@@ -223,10 +224,10 @@ def _highlighted_lines(path: str, text: str | None) -> list[str]:
 
 
 def _file_text(store: GitStore, commit: str, path: str) -> str | None:
-    found = [item for item in store.ls_tree(commit, recursive=True) if item.path == path]
-    if not found:
+    found = store.entry(commit, path)
+    if found is None or found.type != "blob":
         return None
-    blob = store.read_blob(found[0].sha, services.MAX_FILE_BYTES)
+    blob = store.read_blob(found.sha, services.MAX_FILE_BYTES)
     if blob.truncated or b"\0" in blob.data[:8000]:
         return None
     return blob.data.decode("utf-8", errors="replace")
@@ -296,7 +297,7 @@ def changeset_file(
         None if diff.status == "added" else _file_text(store, session.base_commit, diff.old_path)
     )
     new_text = None if diff.status == "deleted" else _file_text(store, changeset.commit, diff.path)
-    verdicts = _decision_map(changeset).get(path, {})
+    verdicts = _decision_map(changeset, path).get(path, {})
     comments: dict[tuple[str, int], list[Any]] = {}
     for comment in changeset.comments.filter(path=path).select_related("author"):
         comments.setdefault((comment.side, comment.line), []).append(comment)
@@ -352,7 +353,7 @@ def changeset_decide(
                 membership=membership,
                 changeset=changeset,
                 path=request.POST.get("path", ""),
-                hunk=int(hunk) if hunk.lstrip("-").isdigit() else None,
+                hunk=int(hunk) if hunk.removeprefix("-").isdecimal() else None,
                 verdict=request.POST.get("verdict", ""),
             )
     except ValidationError as error:
@@ -373,7 +374,7 @@ def changeset_comment(
             membership=membership,
             changeset=changeset,
             path=request.POST.get("path", ""),
-            line=int(line) if line.isdigit() else None,
+            line=int(line) if line.isdecimal() else None,
             side=request.POST.get("side", "new"),
             body=request.POST.get("body", ""),
         )

@@ -512,6 +512,18 @@ class GitStore:
             )
         return items
 
+    def entry(self, commit: str, path: str) -> TreeItem | None:
+        """The tree entry of the file ``path`` in ``commit`` (None when there is none)."""
+        path = path.strip("/")
+        if not path:
+            return None
+        folder = path.rpartition("/")[0]
+        try:
+            items = self.ls_tree(commit, folder)
+        except GitStoreError:
+            return None
+        return next((item for item in items if item.path == path), None)
+
     def read_blob(self, sha: str, max_bytes: int) -> BlobContent:
         """Read at most ``max_bytes`` of a blob without loading the rest into memory."""
         if not _SHA.match(sha):

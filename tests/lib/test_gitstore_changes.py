@@ -155,3 +155,11 @@ def test_format_patch_gives_a_mailbox_git_am_can_read(store, base):
     patch = store.format_patch(sha).decode()
     assert patch.startswith("From " + sha)
     assert "Subject: [PATCH] Add x" in patch and "+x = 1" in patch
+
+
+def test_entry_finds_one_file_without_listing_the_whole_tree(store, base):
+    entry = store.entry(base, "run.sh")
+    assert entry is not None and entry.mode == "100755" and entry.type == "blob"
+    assert store.entry(base, "missing.py") is None
+    assert store.entry(base, "no/such/folder/x.py") is None
+    assert store.entry(base, "") is None

@@ -1,0 +1,628 @@
+"""The refactor session websocket, through the real ASGI application, channel layer and worker.
+
+Origin check and session auth included; events go through the channel layer the settings
+choose (Redis when REDIS_URL is set, as in CI) and one proposal is written by the real
+inference worker on the tiny model. Data must be committed (``on_commit`` events, services
+and the worker on other threads), hence ``transaction=True``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import Client, override_settings
+
+from apps.accounts.models import User
+from apps.generation.models import GenerationJob
+from apps.generation.worker import InferenceWorker
+from apps.refactors import services
+from apps.refactors.models import ChangeSet, HunkDecision, ReviewComment
+from apps.workspaces.models import Membership
+from qweb.asgi import application
+from qweb.consumers import CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED
+from tests.refactors.test_flow import RENAME
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALLOWED_ORIGIN = b"http://localhost"
+TIMEOUT = 5
+
+
+# Sockets ---------------------------------------------------------------------------------------
+
+
+@database_sync_to_async
+def session_cookie(user: User) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def open_socket(
+    user: User | None, session_id: int, origin: bytes = ALLOWED_ORIGIN
+) -> tuple[WebsocketCommunicator, bool, object]:
+    headers = [(b"origin", origin)]
+    if user is not None:
+        headers.append((b"cookie", await session_cookie(user)))
+    communicator = WebsocketCommunicator(
+        application, f"/ws/refactors/{session_id}/", headers=headers
+    )
+    connected, code = await communicator.connect(timeout=TIMEOUT)
+    return communicator, connected, code
+
+
+async def close(communicator: WebsocketCommunicator) -> None:
+    # A consumer on the Redis layer sits in a blocking read after the socket closes; the
+    # communicator cancels it once this short wait is over.
+    await communicator.disconnect(timeout=0.1)
+
+
+@pytest.fixture(autouse=True)
+async def fresh_layer_connections() -> AsyncIterator[None]:
+    yield
+    layer = get_channel_layer()
+    # The Redis layer keeps connections per event loop, and every test has its own loop.
+    if hasattr(layer, "close_pools"):
+        await layer.close_pools()
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[list[WebsocketCommunicator]]:
+    """Communicators opened by a test, closed at its end."""
+    opened: list[WebsocketCommunicator] = []
+    yield opened
+    for communicator in opened:
+        await close(communicator)
+
+
+async def connect(sockets, user: User, session_id: int) -> tuple[WebsocketCommunicator, dict]:
+    """An open socket and its ``session.ready`` frame."""
+    communicator, connected, detail = await open_socket(user, session_id)
+    assert connected, f"refused with {detail}"
+    sockets.append(communicator)
+    ready = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert ready["type"] == "session.ready"
+    assert ready["session_id"] == session_id
+    return communicator, ready
+
+
+async def receive_until(
+    socket: WebsocketCommunicator, done: Callable[[dict], bool], timeout: float = TIMEOUT
+) -> list[dict]:
+    """Frames up to and including the first one ``done`` accepts."""
+    frames = []
+    while True:
+        frames.append(await socket.receive_json_from(timeout=timeout))
+        if done(frames[-1]):
+            return frames
+
+
+def of_type(kind: str, **fields: object) -> Callable[[dict], bool]:
+    def matches(frame: dict) -> bool:
+        return frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items())
+
+    return matches
+
+
+async def pong(socket: WebsocketCommunicator) -> None:
+    """The socket still answers."""
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
+
+
+@database_sync_to_async
+def decisions() -> list[tuple[str, int, str]]:
+    return list(HunkDecision.objects.order_by("pk").values_list("path", "hunk", "verdict"))
+
+
+# Sessions --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ready(propose):
+    """A proposal ready for review: the rename, every edit applied."""
+    return propose(RENAME)
+
+
+@pytest.fixture
+def writing(project, owner, membership_of):
+    """A session whose first proposal is queued: the model has not started writing it."""
+    session = services.refactor_create(
+        membership=membership_of(owner), repository=project, instruction="Add docstrings"
+    )
+    return session.changesets.select_related("job").get()
+
+
+@database_sync_to_async
+def regenerate(user: User, changeset: ChangeSet) -> ChangeSet:
+    """Someone asks the model for a new proposal of ``changeset``'s session."""
+    membership = Membership.objects.get(user=user, workspace_id=changeset.session.workspace_id)
+    return services.refactor_regenerate(membership=membership, session=changeset.session)
+
+
+def decide_frame(changeset: ChangeSet, **changes: object) -> dict:
+    return {
+        "type": "decide",
+        "changeset_id": changeset.pk,
+        "path": "billing/money.py",
+        "hunk": 0,
+        "verdict": "accept",
+        **changes,
+    }
+
+
+# Connecting ------------------------------------------------------------------------------------
+
+
+async def test_a_member_connects_and_may_review_but_not_apply(sockets, ready, member):
+    socket, hello = await connect(sockets, member, ready.session_id)
+
+    assert (hello["can_review"], hello["can_apply"]) == (True, False)
+    await pong(socket)
+
+
+async def test_an_admin_may_apply(sockets, ready, admin):
+    _, hello = await connect(sockets, admin, ready.session_id)
+
+    assert (hello["can_review"], hello["can_apply"]) == (True, True)
+
+
+async def test_a_viewer_may_only_watch(sockets, ready, viewer):
+    _, hello = await connect(sockets, viewer, ready.session_id)
+
+    assert (hello["can_review"], hello["can_apply"]) == (False, False)
+
+
+async def test_an_outsider_is_refused(ready, outsider):
+    socket, connected, code = await open_socket(outsider, ready.session_id)
+
+    assert (connected, code) == (False, CLOSE_NOT_ALLOWED)
+    await close(socket)
+
+
+async def test_an_unknown_session_is_refused_like_a_forbidden_one(ready, member):
+    socket, connected, code = await open_socket(member, ready.session_id + 1000)
+
+    assert (connected, code) == (False, CLOSE_NOT_ALLOWED)
+    await close(socket)
+
+
+async def test_an_anonymous_visitor_is_refused(ready):
+    socket, connected, code = await open_socket(None, ready.session_id)
+
+    assert (connected, code) == (False, CLOSE_UNAUTHENTICATED)
+    await close(socket)
+
+
+@pytest.mark.parametrize("origin", [b"https://evil.example", b"http://localhost.evil.example"])
+async def test_a_page_on_a_foreign_origin_is_refused(ready, member, origin):
+    socket, connected, _ = await open_socket(member, ready.session_id, origin=origin)
+
+    assert connected is False
+    await close(socket)
+
+
+# Reviewing -------------------------------------------------------------------------------------
+
+
+async def test_a_decision_reaches_every_socket_and_is_stored(sockets, ready, member, viewer):
+    member_socket, _ = await connect(sockets, member, ready.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    await member_socket.send_json_to(decide_frame(ready, hunk=1, verdict="reject"))
+
+    expected = {
+        "type": "decision.changed",
+        "session_id": ready.session_id,
+        "changeset_id": ready.pk,
+        "path": "billing/money.py",
+        "hunk": 1,
+        "verdict": "reject",
+        "by": member.display_name,
+    }
+    assert await member_socket.receive_json_from(timeout=TIMEOUT) == expected
+    assert await viewer_socket.receive_json_from(timeout=TIMEOUT) == expected
+    assert await decisions() == [("billing/money.py", 1, "reject")]
+
+
+async def test_accepting_everything_reaches_every_socket(sockets, ready, member, viewer):
+    member_socket, _ = await connect(sockets, member, ready.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    await member_socket.send_json_to(
+        {"type": "decide_all", "changeset_id": ready.pk, "verdict": "accept"}
+    )
+
+    for socket in (member_socket, viewer_socket):
+        event = await socket.receive_json_from(timeout=TIMEOUT)
+        assert (event["type"], event["path"], event["hunk"], event["verdict"]) == (
+            "decision.changed",
+            "",
+            -1,
+            "accept",
+        )
+    assert sorted(await decisions()) == [
+        ("billing/money.py", -1, "accept"),
+        ("billing/views.py", -1, "accept"),
+    ]
+
+
+async def test_a_viewer_cannot_decide(sockets, ready, member, viewer):
+    member_socket, _ = await connect(sockets, member, ready.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    await viewer_socket.send_json_to(decide_frame(ready))
+
+    error = await viewer_socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"]) == ("error", "forbidden")
+    assert await member_socket.receive_nothing(timeout=0.3)
+    assert await decisions() == []
+    await pong(viewer_socket)
+
+
+@pytest.mark.parametrize(
+    "frame", ["{not json", "[1, 2]", '"decide"', "null", "{}", '{"type": 7}', '{"type": "shout"}']
+)
+async def test_a_malformed_frame_gets_bad_frame_and_the_socket_stays_usable(
+    sockets, ready, member, frame
+):
+    socket, _ = await connect(sockets, member, ready.session_id)
+
+    await socket.send_to(text_data=frame)
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"]) == ("error", "bad_frame")
+    await pong(socket)
+    assert await decisions() == []
+
+
+async def test_a_binary_frame_gets_bad_frame_and_the_socket_stays_usable(sockets, ready, member):
+    socket, _ = await connect(sockets, member, ready.session_id)
+
+    await socket.send_to(bytes_data=b"\x00\x01")
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"]) == ("error", "bad_frame")
+    await pong(socket)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"changeset_id": None}, "No such proposal in this session."),
+        ({"changeset_id": "1"}, "No such proposal in this session."),
+        ({"changeset_id": 10**30}, "No such proposal in this session."),
+        ({"path": None}, "No such file in this proposal."),
+        ({"path": "billing/checks.py"}, "No such file in this proposal."),
+        ({"hunk": "0"}, "No such hunk in this file."),
+        ({"hunk": 2}, "No such hunk in this file."),
+        ({"hunk": 10**30}, "No such hunk in this file."),
+        ({"verdict": "maybe"}, "Accept, reject or clear."),
+    ],
+    ids=[
+        "no-proposal",
+        "proposal-as-text",
+        "huge-proposal",
+        "no-path",
+        "unchanged-file",
+        "hunk-as-text",
+        "hunk-past-the-end",
+        "huge-hunk",
+        "unknown-verdict",
+    ],
+)
+async def test_an_invalid_decision_is_explained_and_saves_nothing(
+    sockets, ready, member, changes, message
+):
+    socket, _ = await connect(sockets, member, ready.session_id)
+
+    await socket.send_json_to(decide_frame(ready, **changes))
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"], error["action"]) == ("error", "invalid", "decide")
+    assert error["message"] == message
+    assert await decisions() == []
+    await pong(socket)
+
+
+async def test_a_proposal_of_another_session_is_not_found(sockets, ready, propose, member):
+    other = await database_sync_to_async(propose)(RENAME, instruction="The same again")
+    socket, _ = await connect(sockets, member, ready.session_id)
+
+    await socket.send_json_to(decide_frame(other))
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["code"], error["message"]) == ("invalid", "No such proposal in this session.")
+    assert await decisions() == []
+
+
+async def test_deciding_on_a_replaced_proposal_is_refused(sockets, ready, member, owner):
+    newer = await regenerate(owner, ready)
+    socket, _ = await connect(sockets, member, ready.session_id)
+    snapshot = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (snapshot["type"], snapshot["changeset_id"]) == ("job.snapshot", newer.pk)
+
+    await socket.send_json_to(decide_frame(ready))
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["code"], error["action"]) == ("invalid", "decide")
+    assert "newer proposal replaced this one" in error["message"]
+    assert await decisions() == []
+
+
+async def test_a_comment_reaches_every_socket_and_is_stored(sockets, ready, member, viewer):
+    member_socket, _ = await connect(sockets, member, ready.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    await member_socket.send_json_to(
+        {
+            "type": "comment",
+            "changeset_id": ready.pk,
+            "path": "billing/money.py",
+            "line": 6,
+            "side": "new",
+            "body": "Keep an alias?",
+        }
+    )
+
+    frames = [
+        await member_socket.receive_json_from(timeout=TIMEOUT),
+        await viewer_socket.receive_json_from(timeout=TIMEOUT),
+    ]
+    comment = await ReviewComment.objects.select_related("author").aget()
+    assert (comment.path, comment.line, comment.side, comment.body, comment.author_id) == (
+        "billing/money.py",
+        6,
+        "new",
+        "Keep an alias?",
+        member.pk,
+    )
+    expected = {
+        "type": "comment.added",
+        "session_id": ready.session_id,
+        "changeset_id": ready.pk,
+        "comment_id": comment.pk,
+        "path": "billing/money.py",
+        "line": 6,
+        "side": "new",
+    }
+    assert frames == [expected, expected]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"line": 0}, {"line": "6"}, {"line": 2**31}, {"side": "middle"}, {"body": " "}],
+    ids=["line-zero", "line-as-text", "line-too-big", "unknown-side", "empty"],
+)
+async def test_an_invalid_comment_is_explained_and_saves_nothing(sockets, ready, member, changes):
+    socket, _ = await connect(sockets, member, ready.session_id)
+    frame = {
+        "type": "comment",
+        "changeset_id": ready.pk,
+        "path": "billing/money.py",
+        "line": 6,
+        "side": "new",
+        "body": "Hm",
+        **changes,
+    }
+
+    await socket.send_json_to(frame)
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"], error["action"]) == ("error", "invalid", "comment")
+    assert not await ReviewComment.objects.aexists()
+    await pong(socket)
+
+
+async def test_a_member_removed_while_connected_is_refused_at_the_next_frame(
+    sockets, ready, member
+):
+    socket, _ = await connect(sockets, member, ready.session_id)
+    await database_sync_to_async(Membership.objects.filter(user=member).delete)()
+
+    await socket.send_json_to(decide_frame(ready))
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"]) == ("error", "forbidden")
+    assert await socket.receive_output(timeout=TIMEOUT) == {
+        "type": "websocket.close",
+        "code": CLOSE_NOT_ALLOWED,
+    }
+    assert await decisions() == []
+
+
+# A proposal being written ----------------------------------------------------------------------
+
+
+async def test_a_proposal_being_written_is_followed_until_it_is_ready(
+    sockets, writing, member, viewer, propose
+):
+    member_socket, _ = await connect(sockets, member, writing.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, writing.session_id)
+    for socket in (member_socket, viewer_socket):
+        assert await socket.receive_json_from(timeout=TIMEOUT) == {
+            "type": "job.snapshot",
+            "job_id": writing.job_id,
+            "attempt": 0,
+            "seq": 0,
+            "text": "",
+            "state": GenerationJob.State.QUEUED,
+            "changeset_id": writing.pk,
+        }
+
+    # The model's answer arrives: the job-finished hook, then the build task.
+    built = await database_sync_to_async(propose.finish)(writing, RENAME)
+
+    assert built.state == ChangeSet.State.READY
+    for socket in (member_socket, viewer_socket):
+        frames = await receive_until(socket, of_type("changeset.changed", state="ready"))
+        changes = [f for f in frames if f["type"] == "changeset.changed"]
+        assert [f["state"] for f in changes] == ["building", "ready"]
+        assert changes[-1] == {
+            "type": "changeset.changed",
+            "session_id": writing.session_id,
+            "changeset_id": writing.pk,
+            "number": 1,
+            "state": "ready",
+            "job_id": writing.job_id,
+        }
+
+
+async def test_a_new_proposal_is_announced_and_followed(sockets, ready, member, viewer):
+    viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    newer = await regenerate(member, ready)
+
+    changed = await viewer_socket.receive_json_from(timeout=TIMEOUT)
+    assert (changed["type"], changed["changeset_id"], changed["number"], changed["state"]) == (
+        "changeset.changed",
+        newer.pk,
+        2,
+        "generating",
+    )
+    snapshot = await viewer_socket.receive_json_from(timeout=TIMEOUT)
+    assert (snapshot["type"], snapshot["job_id"], snapshot["changeset_id"]) == (
+        "job.snapshot",
+        newer.job_id,
+        newer.pk,
+    )
+
+
+async def test_a_member_stops_a_queued_proposal_and_everyone_sees_it_end(
+    sockets, writing, member, viewer
+):
+    member_socket, _ = await connect(sockets, member, writing.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, writing.session_id)
+    for socket in (member_socket, viewer_socket):
+        await receive_until(socket, of_type("job.snapshot"))
+
+    await viewer_socket.send_json_to({"type": "stop", "changeset_id": writing.pk})
+    assert (await viewer_socket.receive_json_from(timeout=TIMEOUT))["code"] == "forbidden"
+    job = await GenerationJob.objects.aget(pk=writing.job_id)
+    assert job.state == GenerationJob.State.QUEUED
+
+    await member_socket.send_json_to({"type": "stop", "changeset_id": writing.pk})
+
+    for socket in (member_socket, viewer_socket):
+        frames = await receive_until(socket, of_type("job.finished"))
+        assert (frames[-1]["state"], frames[-1]["changeset_id"]) == ("cancelled", writing.pk)
+    job = await GenerationJob.objects.aget(pk=writing.job_id)
+    assert job.state == GenerationJob.State.CANCELLED
+    changeset = await ChangeSet.objects.aget(pk=writing.pk)
+    assert changeset.state == ChangeSet.State.BUILDING  # what was written (nothing) is built
+
+
+# The worker ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def refactor_backend(tiny_model_dir):
+    """The real local backend on the tiny model (int8 experts, continuous batching)."""
+    from apps.generation.backends import local_backend
+
+    with override_settings(QWEB_MODEL_DIR=tiny_model_dir, QWEB_DEVICE="cpu"):
+        backend = local_backend()
+    yield backend
+    backend.shutdown()
+
+
+_workers: list[InferenceWorker] = []
+
+
+@pytest.fixture(autouse=True)
+def close_workers(fresh_layer_connections):
+    yield
+    # A worker's sender holds channel-layer connections on its own loop: release them before
+    # the test's loop closes the layer's pools (hence the dependency, which orders teardown).
+    while _workers:
+        _workers.pop().close()
+
+
+def _step_until_finished(worker: InferenceWorker, job_id: int) -> GenerationJob:
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            worker.step(poll_timeout=0.02)
+            job = GenerationJob.objects.get(pk=job_id)
+            if job.is_finished:
+                return job
+        raise AssertionError("the job did not finish in time")
+    finally:
+        connection.close()  # this runs on a pool thread: leave no connection behind
+
+
+def reassemble(frames: list[dict], changeset_id: int) -> str:
+    """The proposal's text the way the page builds it: snapshot, then rewinds and deltas."""
+    text, attempt, seq = None, 0, 0
+    for frame in frames:
+        assert frame["changeset_id"] == changeset_id
+        if frame["type"] == "job.snapshot":
+            assert text is None, "a second snapshot"
+            text, attempt, seq = frame["text"], frame["attempt"], frame["seq"]
+        elif frame["type"] == "job.rewind":
+            assert frame["attempt"] > attempt
+            text, attempt, seq = frame["text"], frame["attempt"], frame["seq"]
+        elif frame["type"] == "job.delta":
+            assert text is not None, "a delta before the snapshot"
+            assert frame["attempt"] == attempt
+            assert frame["seq"] == seq + 1, f"seq {frame['seq']} after {seq}: a gap or a repeat"
+            text, seq = text + frame["text"], frame["seq"]
+    assert text is not None, "no snapshot"
+    return text
+
+
+async def test_a_proposal_streams_to_every_socket_and_is_built_when_written(
+    sockets, writing, member, viewer, refactor_backend, settings
+):
+    settings.QWEB_DELTA_TOKENS = 4
+    settings.QWEB_REFACTOR_ANSWER_TOKENS = 48
+    member_socket, _ = await connect(sockets, member, writing.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, writing.session_id)
+    # Both sockets hold the snapshot of the queued job before the worker claims it.
+    snapshots = [
+        await member_socket.receive_json_from(timeout=TIMEOUT),
+        await viewer_socket.receive_json_from(timeout=TIMEOUT),
+    ]
+    assert [(f["type"], f["state"]) for f in snapshots] == [("job.snapshot", "queued")] * 2
+    worker = InferenceWorker(
+        refactor_backend.engine,
+        worker_id="refactor-consumer",
+        model_name=refactor_backend.model_name,
+        device=refactor_backend.device,
+        prompt_builder=refactor_backend.prompt_builder,
+    )
+    _workers.append(worker)
+
+    job = await sync_to_async(_step_until_finished, thread_sensitive=False)(worker, writing.job_id)
+
+    assert job.state == GenerationJob.State.DONE and job.text
+    changeset = await ChangeSet.objects.aget(pk=writing.pk)
+    # The job-finished hook stored the answer and queued the build.
+    assert (changeset.state, changeset.answer) == (ChangeSet.State.BUILDING, job.text)
+    streams = []
+    for socket, snapshot in zip((member_socket, viewer_socket), snapshots, strict=True):
+        frames = [snapshot, *await receive_until(socket, of_type("job.finished"))]
+        if not any(f["type"] == "changeset.changed" for f in frames):
+            frames += await receive_until(socket, of_type("changeset.changed"))
+        assert reassemble([f for f in frames if f["type"].startswith("job.")], writing.pk) == (
+            job.text
+        )
+        assert sum(f["type"] == "job.delta" for f in frames) > 1
+        building = [f for f in frames if f["type"] == "changeset.changed"]
+        assert [(f["changeset_id"], f["state"]) for f in building] == [(writing.pk, "building")]
+        streams.append([f for f in frames if f["type"].startswith("job.")])
+    assert streams[0] == streams[1]
+
+    built = await database_sync_to_async(services.changeset_build)(changeset_id=writing.pk)
+
+    assert built.state == ChangeSet.State.READY
+    for socket in (member_socket, viewer_socket):
+        ready = await socket.receive_json_from(timeout=TIMEOUT)
+        assert (ready["type"], ready["state"]) == ("changeset.changed", "ready")
