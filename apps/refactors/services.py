@@ -619,8 +619,7 @@ def changeset_edit_file(
 ) -> ChangeSet:
     """A reviewer's own version of one file: a new proposal with that file replaced."""
     ensure_can(membership, Action.CONTRIBUTE)
-    if changeset.state != ChangeSet.State.READY:
-        raise ValidationError("Only a proposal that is ready can be edited.")
+    _reviewable(changeset)
     try:
         path = clean_path(path)
     except UnsafePath as error:
@@ -633,6 +632,8 @@ def changeset_edit_file(
     entry = _tree_files(store, changeset.commit or changeset.session.base_commit).get(path)
     if entry is None or entry[1] in FORBIDDEN_MODES:
         raise ValidationError({"path": "No such file in this proposal."})
+    if _read_text(store, changeset.commit or changeset.session.base_commit, path) is None:
+        raise ValidationError({"path": "Binary files cannot be edited here."})
     if not isinstance(content, str) or len(content.encode()) > MAX_FILE_BYTES:
         raise ValidationError({"content": "The new content must be text of at most 2 MB."})
     with transaction.atomic():
@@ -738,7 +739,11 @@ def decision_set(
     summary = next((item for item in changeset.files if item["path"] == path), None)
     if summary is None:
         raise ValidationError({"path": "No such file in this proposal."})
-    if not isinstance(hunk, int) or not (hunk == WHOLE_FILE or 0 <= hunk < summary["hunks"]):
+    if (
+        not isinstance(hunk, int)
+        or isinstance(hunk, bool)
+        or not (hunk == WHOLE_FILE or 0 <= hunk < summary["hunks"])
+    ):
         raise ValidationError({"hunk": "No such hunk in this file."})
     if verdict not in {"accept", "reject", "clear"}:
         raise ValidationError({"verdict": "Accept, reject or clear."})
@@ -820,7 +825,12 @@ def comment_add(
     if not any(item["path"] == path for item in changeset.files):
         raise ValidationError({"path": "No such file in this proposal."})
     # The column holds at most 2**31 - 1; a bigger number from a form or frame is no line.
-    if not isinstance(line, int) or not 1 <= line < 2**31 or side not in {"old", "new"}:
+    if (
+        not isinstance(line, int)
+        or isinstance(line, bool)
+        or not 1 <= line < 2**31
+        or side not in {"old", "new"}
+    ):
         raise ValidationError({"line": "Comment on a line of the diff."})
     if not isinstance(body, str) or not body.strip():
         raise ValidationError({"body": "Write a comment first."})

@@ -455,3 +455,29 @@ def test_an_applied_branch_of_a_cloned_repository_is_pushed_when_the_policy_allo
         services.apply_push(apply_id=record.pk)
     record.refresh_from_db()
     assert record.push_error
+
+
+def test_hand_edits_of_old_proposals_or_binary_files_and_boolean_hunks_are_refused(
+    project, propose, owner, membership_of
+):
+    membership = membership_of(owner)
+    first = propose(RENAME)
+    with pytest.raises(ValidationError, match="Binary"):
+        services.changeset_edit_file(
+            membership=membership, changeset=first, path="static/logo.png", content="x"
+        )
+    with pytest.raises(ValidationError, match="No such hunk"):
+        services.decision_set(
+            membership=membership,
+            changeset=first,
+            path="billing/views.py",
+            hunk=True,
+            verdict="accept",
+        )
+    services.refactor_regenerate(membership=membership, session=first.session)
+    with pytest.raises(ValidationError):
+        services.changeset_edit_file(
+            membership=membership, changeset=first, path="billing/money.py", content="x = 1\n"
+        )
+    assert ChangeSet.objects.filter(kind=ChangeSet.Kind.MANUAL).count() == 0
+    assert not HunkDecision.objects.exists()
