@@ -246,7 +246,7 @@ def test_database_url_switches_to_postgresql(data_dir):
 def test_redis_url_switches_to_the_redis_layer_and_cache(data_dir):
     loaded = load_settings(data_dir, REDIS_URL="redis://cache.internal:6379/2")
 
-    assert loaded["LAYER"] == "channels_redis.core.RedisChannelLayer"
+    assert loaded["LAYER"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     [host] = loaded["LAYER_HOSTS"]
     assert host["address"] == "redis://cache.internal:6379/2"
     # Longer than the layer's 5 s blocking reads, or idle websockets get closed.

@@ -34,7 +34,11 @@ was. So a file line that SEARCH leaves out is kept, and a SEARCH line that is no
 file is harmless unless REPLACE changes it, which is refused. Also refused are changes
 whose place is not certain: lines added where the file has lines SEARCH does not show
 (before or after them?), changed lines that occur twice in a stretch SEARCH skips, and
-edits whose result depends on how repeated lines are paired. A REPLACE that ends with the
+edits whose result depends on how repeated lines are paired: by difflib from the start or
+from the end, or with a change slid across the equal lines at its edges (new lines that
+end with the lines before them can go before those lines instead, and a file line that
+SEARCH leaves out among them then lands on the other side of the new lines; up to
+``MAX_READINGS`` readings are compared, more are refused). A REPLACE that ends with the
 lines that follow SEARCH in the file (or starts with those before it) would write them
 twice; it is refused too, as a SEARCH that stops a line early.
 
@@ -53,9 +57,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import cached_property
 
 from qweb.lib.edits.parse import DeleteFile, EditBlock, ParsedAnswer, RenameFile
 from qweb.lib.edits.paths import UnsafePath, clean_path
@@ -83,6 +88,11 @@ FUZZY_COMMON_LINE = 25
 # Longer SEARCH texts are not checked for a twin that has one more line (see
 # _hidden_twin): the check costs a search per line, and long near-copies are rare.
 TWIN_MAX_LINES = 60
+
+# Readings of one block (alignments with the file times diffs) compared before it is
+# refused as too ambiguous to check: REPLACE that repeats a long run of equal lines can
+# slide its change across many places.
+MAX_READINGS = 1000
 
 APPLIED = "applied"
 REFUSED = "refused"
@@ -161,6 +171,10 @@ class _Lines:
     ends: list[str]  # "\n", "\r\n" or "" (only the last line)
     eol: str  # the file's usual line end, for new lines
     final_newline: bool
+
+    @cached_property
+    def has_trailing_whitespace(self) -> bool:
+        return any(line.endswith((" ", "\t")) for line in self.texts)
 
 
 def _split(content: str) -> _Lines:
@@ -679,9 +693,10 @@ class _Change:
     lines: list[str]
 
 
-def _line_diff(
-    a: list[str], b: list[str], *, backwards: bool
-) -> Sequence[tuple[str, int, int, int, int]]:
+Opcodes = list[tuple[str, int, int, int, int]]
+
+
+def _line_diff(a: list[str], b: list[str], *, backwards: bool) -> Opcodes:
     """difflib's opcodes from ``a`` to ``b``; ``backwards`` pairs equal lines from the end.
 
     Between repeated lines the two choose differently (which of two ``pass`` lines is
@@ -695,24 +710,72 @@ def _line_diff(
     return [(tag, n - i2, n - i1, m - j2, m - j1) for tag, i1, i2, j1, j2 in reversed(opcodes)]
 
 
+def _slid_diffs(
+    opcodes: Opcodes, a: list[str], b: list[str]
+) -> list[tuple[Opcodes, tuple[int, int]]]:
+    """The diff with one change slid across the equal lines at its edges, as good a diff.
+
+    ``x ) ⏎ B`` becoming ``x ) ⏎ new ) ⏎ B`` adds ``⏎ new )`` after the first ``)``, or
+    ``) ⏎ new`` after ``x``, or ``new ) ⏎`` after the blank line: added (or removed) lines
+    that end with the lines before them, or start with the lines after them, can go on
+    either side of those. Each comes with the lines of ``a`` the change slid across.
+    """
+    slid: list[tuple[Opcodes, tuple[int, int]]] = []
+    for i, (tag, s1, s2, r1, r2) in enumerate(opcodes):
+        if tag == "equal":
+            continue
+        # A slide may use up the equal lines next to the change only at an edge of the
+        # diff: elsewhere the change would run into the next one.
+        if i > 0 and opcodes[i - 1][0] == "equal":
+            room = opcodes[i - 1][2] - opcodes[i - 1][1] - (1 if i > 1 else 0)
+            d = 0
+            while (
+                d < room
+                and (s1 == s2 or a[s2 - 1 - d] == a[s1 - 1 - d])
+                and (r1 == r2 or b[r2 - 1 - d] == b[r1 - 1 - d])
+            ):
+                d += 1
+                slid.append((_slide(opcodes, i, -d), (s1 - d, s2)))
+        if i + 1 < len(opcodes) and opcodes[i + 1][0] == "equal":
+            room = opcodes[i + 1][2] - opcodes[i + 1][1] - (1 if i + 2 < len(opcodes) else 0)
+            d = 0
+            while (
+                d < room
+                and (s1 == s2 or a[s1 + d] == a[s2 + d])
+                and (r1 == r2 or b[r1 + d] == b[r2 + d])
+            ):
+                d += 1
+                slid.append((_slide(opcodes, i, d), (s1, s2 + d)))
+    return slid
+
+
+def _slide(opcodes: Opcodes, i: int, d: int) -> Opcodes:
+    """``opcodes`` with change ``i`` moved ``d`` lines (back when negative) on both sides."""
+    tag, s1, s2, r1, r2 = opcodes[i]
+    lo = i - 1 if i > 0 and opcodes[i - 1][0] == "equal" else i
+    hi = i + 1 if i + 1 < len(opcodes) and opcodes[i + 1][0] == "equal" else i
+    pieces = [
+        ("equal", opcodes[lo][1], s1 + d, opcodes[lo][3], r1 + d),
+        (tag, s1 + d, s2 + d, r1 + d, r2 + d),
+        ("equal", s2 + d, opcodes[hi][2], r2 + d, opcodes[hi][4]),
+    ]
+    kept = [piece for piece in pieces if piece[0] != "equal" or piece[1] < piece[2]]
+    return [*opcodes[:lo], *kept, *opcodes[hi + 1 :]]
+
+
 def _changes(
     file: _Lines,
     search: list[str],
     replace: list[str],
     match: _Match,
-    *,
-    backwards: bool = False,
+    diff: Opcodes,
 ) -> list[_Change] | str:
-    """The SEARCH to REPLACE line changes, placed on the file through ``match.fmap``."""
+    """The SEARCH to REPLACE line changes of ``diff``, placed on the file through ``match``."""
     fmap = match.fmap
-    exact = match.how == "exact"
-
-    def key(line: str) -> str:
-        return line if exact else line.rstrip()
 
     # Trailing whitespace in REPLACE is noise from the model when SEARCH has some that the
     # file lacks, or when the file has none anywhere.
-    noisy = not any(line.endswith((" ", "\t")) for line in file.texts) or any(
+    noisy = not file.has_trailing_whitespace or any(
         p is not None
         and search[j].endswith((" ", "\t"))
         and not file.texts[p].endswith((" ", "\t"))
@@ -739,7 +802,6 @@ def _changes(
                 return k, p
         return None
 
-    diff = _line_diff([key(x) for x in search], [key(x) for x in replace], backwards=backwards)
     changes: list[_Change] = []
     n = len(search)
     for tag, s1, s2, r1, r2 in diff:
@@ -912,6 +974,25 @@ def _render(file: _Lines, changes: list[_Change]) -> str:
     return "".join(text + end for text, end in zip(texts, ends, strict=True))
 
 
+def _rendered_stretch(
+    file: _Lines, changes: list[_Change], lo: int, hi: int
+) -> list[tuple[str, str]] | str:
+    """File lines ``lo`` to ``hi`` with ``changes`` made, as (text, line end) pairs.
+
+    The whole text, rendered, when a change reaches outside that stretch.
+    """
+    if any(change.start < lo or change.end > hi for change in changes):
+        return _render(file, changes)
+    pairs: list[tuple[str, str]] = []
+    at = lo
+    for change in changes:
+        pairs += zip(file.texts[at : change.start], file.ends[at : change.start], strict=True)
+        pairs += [(line, file.eol) for line in change.lines]
+        at = change.end
+    pairs += zip(file.texts[at:hi], file.ends[at:hi], strict=True)
+    return pairs
+
+
 # -- one block ---------------------------------------------------------------------------
 
 
@@ -950,29 +1031,22 @@ def apply_block(content: str, search: str, replace: str) -> BlockOutcome:
     match = _locate(file, search_lines)
     if isinstance(match, str):
         return _refused(match)
-    changes = _changes(file, search_lines, replace_lines, match)
+    # Trailing whitespace does not make lines differ, except for an exact match.
+    search_keys, replace_keys = (
+        (search_lines, replace_lines)
+        if match.how == "exact"
+        else ([x.rstrip() for x in search_lines], [x.rstrip() for x in replace_lines])
+    )
+    diff = _line_diff(search_keys, replace_keys, backwards=False)
+    changes = _changes(file, search_lines, replace_lines, match, diff)
     if isinstance(changes, str):
         return _refused(changes)
     text = _render(file, changes)
-    # Where SEARCH and the file differ, every reading of the block must give the same
-    # text: other alignments of SEARCH with the file, and the other way of pairing
-    # repeated lines between SEARCH and REPLACE.
-    readings: list[tuple[_Match | str, bool]] = [(match, True)]
-    readings += [(alternative, False) for alternative in match.alternatives]
-    readings += [(alternative, True) for alternative in match.alternatives]
-    for reading, backwards in readings:
-        if not isinstance(reading, str) and backwards and not _has_gaps(reading.fmap):
-            continue
-        other = (
-            reading
-            if isinstance(reading, str)
-            else _changes(file, search_lines, replace_lines, reading, backwards=backwards)
-        )
-        if isinstance(other, str) or _render(file, other) != text:
-            return _refused(
-                f"ambiguous: the block can be read in more than one way near line "
-                f"{_first_line(match) + 1}, and the readings change the file differently"
-            )
+    differs = _readings_differ(
+        file, search_lines, replace_lines, match, (search_keys, replace_keys, diff), changes
+    )
+    if differs:
+        return _refused(differs)
     aligned = [p for p in match.fmap if p is not None]
     note = match.note
     if search_lines == replace_lines:
@@ -984,6 +1058,93 @@ def apply_block(content: str, search: str, replace: str) -> BlockOutcome:
         reason=note,
         start_line=min(aligned) + 1,
         end_line=max(aligned) + 1,
+    )
+
+
+def _readings_differ(
+    file: _Lines,
+    search: list[str],
+    replace: list[str],
+    match: _Match,
+    diffed: tuple[list[str], list[str], Opcodes],
+    changes: list[_Change],
+) -> str | None:
+    """Why the block is ambiguous, or None when every reading of it gives the same text.
+
+    Where SEARCH and the file differ, the readings are the other alignments of SEARCH with
+    the file, each with every diff from SEARCH to REPLACE as short as difflib's: equal
+    lines paired from the end, and changes slid across repeated lines at their edges. A
+    line SEARCH leaves out lands on one side of the change or the other. ``diffed`` holds
+    the SEARCH and REPLACE lines as diffed and difflib's diff, which gave ``changes``.
+    """
+    search_keys, replace_keys, forward = diffed
+    readings = [match, *match.alternatives]
+    diffs: list[tuple[Opcodes, tuple[int, int] | None]] = [(forward, None)]
+    # Without gaps in the alignment every diff gives the same text.
+    if any(isinstance(reading, str) or _has_gaps(reading.fmap) for reading in readings):
+        backward = _line_diff(search_keys, replace_keys, backwards=True)
+        diffs.append((backward, None))
+        diffs += _slid_diffs(forward, search_keys, replace_keys)
+        diffs += _slid_diffs(backward, search_keys, replace_keys)
+    seen = {(0, tuple(forward))}
+    # Every reading changes lines between the first and last file lines that SEARCH is
+    # aligned with (or adds lines just after them): comparing that stretch is enough.
+    aligned = [
+        p
+        for reading in readings
+        if not isinstance(reading, str)
+        for p in reading.fmap
+        if p is not None
+    ]
+    lo, hi = min(aligned), max(aligned) + 1
+    expected = _rendered_stretch(file, changes, lo, hi)
+    for at, reading in enumerate(readings):
+        if isinstance(reading, str):
+            return _ambiguous_reading(match)
+        gaps = _has_gaps(reading.fmap)
+        for diff, slid in diffs:
+            key = (at, tuple(diff))
+            if key in seen or (diff is not forward and not gaps):
+                continue
+            seen.add(key)
+            if len(seen) > MAX_READINGS:
+                return (
+                    f"ambiguous: the block can be read in too many ways near line "
+                    f"{_first_line(match) + 1} (REPLACE repeats many of its lines)"
+                )
+            other = _changes(file, search, replace, reading, diff)
+            if isinstance(other, str) or _rendered_stretch(file, other, lo, hi) != expected:
+                if slid is None:
+                    return _ambiguous_reading(match)
+                return _ambiguous_landing(match, slid)
+    return None
+
+
+def _ambiguous_reading(match: _Match) -> str:
+    return (
+        f"ambiguous: the block can be read in more than one way near line "
+        f"{_first_line(match) + 1}, and the readings change the file differently"
+    )
+
+
+def _ambiguous_landing(match: _Match, span: tuple[int, int]) -> str:
+    """The reason for a change that lands elsewhere once slid across SEARCH lines ``span``."""
+    lo, hi = span
+    fmap = match.fmap
+    near = [p for p in fmap[max(0, lo - 1) : hi + 1] if p is not None]
+    shown = set(fmap)
+    unshown = [p for p in range(min(near), max(near)) if p not in shown] if near else []
+    if unshown:
+        where = f"line {unshown[0] + 1}"
+        if len(unshown) > 1:
+            where = f"lines {unshown[0] + 1}-{unshown[-1] + 1}"
+        return (
+            f"ambiguous: REPLACE repeats lines at the edges of what it changes, so the "
+            f"change could land in two places relative to {where}, which SEARCH leaves out"
+        )
+    return (
+        f"ambiguous: REPLACE repeats lines at the edges of what it changes, so the change "
+        f"could land in two places near line {(near[0] if near else _first_line(match)) + 1}"
     )
 
 

@@ -600,3 +600,100 @@ def test_changing_a_line_away_from_the_equal_lines_is_applied_all_the_same():
 
     assert outcome.how == "fuzzy"
     assert outcome.text == ARGTYPES.replace("c_int", "c_uint")
+
+
+# REPLACE adds a method whose last lines (") ⏎") are the lines SEARCH starts with, and
+# SEARCH leaves out `check()`, which follows them in the file: the new lines can go before
+# or after the repeated ones, and `check()` ends up in a different method in each.
+SLIDING = """\
+class A:
+    def a(self):
+        x(
+            1,
+        )
+        check()
+
+
+class B:
+    pass
+"""
+SLIDING_SEARCH = """\
+            1,
+        )
+
+
+class B:
+"""
+SLIDING_REPLACE = """\
+            1,
+        )
+
+    def new(self):
+        y(
+            1,
+        )
+
+
+class B:
+"""
+# `check()` stays in `a`, the new method after it.
+SLIDING_RIGHT = SLIDING.replace(
+    "        check()\n",
+    "        check()\n\n    def new(self):\n        y(\n            1,\n        )\n",
+)
+# `check()` moved to the end of the new method.
+SLIDING_WRONG = SLIDING.replace(
+    "        )\n        check()\n",
+    "        )\n\n    def new(self):\n        y(\n            1,\n        )\n        check()\n",
+)
+
+
+def bottom_up(text: str) -> str:
+    return "".join(line + "\n" for line in reversed(text.splitlines()))
+
+
+def test_a_change_that_could_land_on_either_side_of_a_left_out_line_is_never_misplaced():
+    outcome = apply_block(SLIDING, SLIDING_SEARCH, SLIDING_REPLACE)
+
+    assert outcome.text != SLIDING_WRONG
+    assert outcome.text in (SLIDING_RIGHT, None)
+
+
+def test_a_change_that_could_land_on_either_side_of_a_left_out_line_is_refused():
+    outcome = apply_block(SLIDING, SLIDING_SEARCH, SLIDING_REPLACE)
+
+    assert outcome.status == "refused"
+    assert outcome.reason == (
+        "ambiguous: REPLACE repeats lines at the edges of what it changes, so the change "
+        "could land in two places relative to line 6, which SEARCH leaves out"
+    )
+
+
+def test_the_same_block_read_bottom_up_is_never_misplaced_either():
+    # Now REPLACE's new lines start with the lines SEARCH ends with, and difflib's own
+    # diff puts them after the left-out line.
+    content, search, replace = map(bottom_up, (SLIDING, SLIDING_SEARCH, SLIDING_REPLACE))
+
+    outcome = apply_block(content, search, replace)
+
+    assert outcome.text != bottom_up(SLIDING_WRONG)
+    assert outcome.text in (bottom_up(SLIDING_RIGHT), None)
+    assert outcome.reason.startswith("ambiguous: REPLACE repeats lines at the edges")
+
+
+def test_repeated_lines_at_the_edges_of_a_change_away_from_a_left_out_line_are_applied():
+    # SEARCH leaves out `prepare()`, far from where the new method goes: every place the
+    # repeated lines allow gives the same text.
+    content = SLIDING.replace("        x(\n", "        prepare()\n        x(\n").replace(
+        "        check()\n", ""
+    )
+    search = "    def a(self):\n        x(\n" + SLIDING_SEARCH
+    replace = "    def a(self):\n        x(\n" + SLIDING_REPLACE
+
+    outcome = apply_block(content, search, replace)
+
+    assert outcome.how == "fuzzy"
+    assert outcome.text == content.replace(
+        "        )\n\n\nclass B:",
+        "        )\n\n    def new(self):\n        y(\n            1,\n        )\n\n\nclass B:",
+    )
