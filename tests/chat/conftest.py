@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.repos.conftest import shop_repository
+from tests.sockets import sockets  # noqa: F401 - a fixture for the consumer tests
 
 
 @pytest.fixture(autouse=True)

@@ -9,15 +9,14 @@ worker on other threads), hence ``transaction=True``.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from apps.accounts.models import User
 from apps.chat import services
@@ -27,60 +26,20 @@ from apps.generation.models import GenerationJob
 from apps.generation.stream import job_snapshot
 from apps.generation.worker import InferenceWorker
 from apps.workspaces.models import Membership
-from qweb.asgi import application
+from tests.sockets import ALLOWED_ORIGIN, TIMEOUT, close, open_path, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALLOWED_ORIGIN = b"http://localhost"
-TIMEOUT = 5
 QUESTION = "What does Invoice.total_with_tax return?"
 
 
 # Sockets ---------------------------------------------------------------------------------------
 
 
-@database_sync_to_async
-def session_cookie(user: User) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
 async def open_socket(
     user: User | None, conversation_id: int, origin: bytes = ALLOWED_ORIGIN
 ) -> tuple[WebsocketCommunicator, bool, object]:
-    headers = [(b"origin", origin)]
-    if user is not None:
-        headers.append((b"cookie", await session_cookie(user)))
-    communicator = WebsocketCommunicator(
-        application, f"/ws/conversations/{conversation_id}/", headers=headers
-    )
-    connected, code = await communicator.connect(timeout=TIMEOUT)
-    return communicator, connected, code
-
-
-async def close(communicator: WebsocketCommunicator) -> None:
-    # A consumer on the Redis layer sits in a blocking read for up to its brpop_timeout (5 s)
-    # after the socket closes; the communicator cancels it once this short wait is over.
-    await communicator.disconnect(timeout=0.1)
-
-
-@pytest.fixture(autouse=True)
-async def fresh_layer_connections() -> AsyncIterator[None]:
-    yield
-    layer = get_channel_layer()
-    # The Redis layer keeps connections per event loop, and every test has its own loop.
-    if hasattr(layer, "close_pools"):
-        await layer.close_pools()
-
-
-@pytest.fixture
-async def sockets() -> AsyncIterator[list[WebsocketCommunicator]]:
-    """Communicators opened by a test, closed at its end."""
-    opened: list[WebsocketCommunicator] = []
-    yield opened
-    for communicator in opened:
-        await close(communicator)
+    return await open_path(user, f"/ws/conversations/{conversation_id}/", origin)
 
 
 async def connect(sockets, user: User, conversation_id: int) -> tuple[WebsocketCommunicator, dict]:
@@ -92,17 +51,6 @@ async def connect(sockets, user: User, conversation_id: int) -> tuple[WebsocketC
     assert ready["type"] == "conversation.ready"
     assert ready["conversation_id"] == conversation_id
     return communicator, ready
-
-
-async def receive_until(
-    socket: WebsocketCommunicator, done: Callable[[dict], bool], timeout: float = TIMEOUT
-) -> list[dict]:
-    """Frames up to and including the first one ``done`` accepts."""
-    frames = []
-    while True:
-        frames.append(await socket.receive_json_from(timeout=timeout))
-        if done(frames[-1]):
-            return frames
 
 
 def of_type(kind: str, message_id: int | None = None) -> Callable[[dict], bool]:
@@ -166,7 +114,7 @@ _workers: list[InferenceWorker] = []
 
 
 @pytest.fixture(autouse=True)
-def close_workers(fresh_layer_connections):
+def close_workers():
     yield
     # A worker's sender holds channel-layer connections on its own loop: release them, before
     # the test's loop closes the layer's pools (hence the dependency, which orders teardown).

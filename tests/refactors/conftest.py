@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.repos.conftest import make_zip
+from tests.sockets import sockets  # noqa: F401 - a fixture for the consumer tests
 
 # A small real-looking project: two modules far enough apart that a change to each end of
 # a file gives separate hunks.
