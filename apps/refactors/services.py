@@ -251,11 +251,13 @@ def _proposal(
         context=manifest or {},
         created_by_id=membership.user_id,
     )
-    RefactorSession.objects.filter(pk=session.pk).update(
-        state=RefactorSession.State.PROPOSING, updated_at=timezone.now()
-    )
+    _session_state(session.pk, RefactorSession.State.PROPOSING)
     _announce(changeset)
     return changeset
+
+
+def _session_state(session_id: int, state: str) -> None:
+    RefactorSession.objects.filter(pk=session_id).update(state=state, updated_at=timezone.now())
 
 
 def _announce(changeset: ChangeSet) -> None:
@@ -372,9 +374,7 @@ def changeset_job_finished(job: GenerationJob) -> None:
         changeset.state = ChangeSet.State.FAILED
         changeset.error = job.error or "The model could not answer."
         changeset.save(update_fields=["state", "error"])
-        RefactorSession.objects.filter(pk=changeset.session_id).update(
-            state=RefactorSession.State.FAILED, updated_at=timezone.now()
-        )
+        _session_state(changeset.session_id, RefactorSession.State.FAILED)
         _announce(changeset)
         return
     with transaction.atomic():
@@ -521,9 +521,7 @@ def changeset_build(*, changeset_id: int) -> ChangeSet:
     if not results:
         changeset.error = "The answer contained no edits."
     changeset.save()
-    RefactorSession.objects.filter(pk=session.pk).update(
-        state=RefactorSession.State.REVIEW, updated_at=timezone.now()
-    )
+    _session_state(session.pk, RefactorSession.State.REVIEW)
     if changeset.parent_id:
         # A fix or a hand edit keeps the verdicts given on the files it did not change.
         unchanged = {item.path for item in diff} - _changed_since(store, changeset)
@@ -544,9 +542,7 @@ def _build_failed(changeset: ChangeSet, error: str) -> ChangeSet:
     changeset.state = ChangeSet.State.FAILED
     changeset.error = error
     changeset.save(update_fields=["state", "error", "results"])
-    RefactorSession.objects.filter(pk=changeset.session_id).update(
-        state=RefactorSession.State.FAILED, updated_at=timezone.now()
-    )
+    _session_state(changeset.session_id, RefactorSession.State.FAILED)
     _announce(changeset)
     return changeset
 
@@ -1033,9 +1029,7 @@ def changeset_apply(
             state=Apply.State.APPLIED,
             message=message,
         )
-        RefactorSession.objects.filter(pk=session.pk).update(
-            state=RefactorSession.State.APPLIED, updated_at=timezone.now()
-        )
+        _session_state(session.pk, RefactorSession.State.APPLIED)
         repository = session.repository
         if branch == repository.default_branch:
             from apps.repos.services import repository_head_moved
