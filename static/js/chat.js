@@ -203,7 +203,7 @@
         var chip = document.createElement("span");
         chip.className = "chip";
         chip.setAttribute("data-pin", path);
-        chip.textContent = "📌 " + path;
+        chip.textContent = path;
         chips.append(chip);
       });
     },
