@@ -81,7 +81,13 @@ def test_two_people_watch_one_answer_stream_and_a_reload_resumes_it(
     expect(vic.locator("#viewer-note")).to_be_visible()
     expect(vic.locator("#composer")).to_have_count(0)
     for page in (mia, vic):
-        expect(page.locator(f"#m-{answer.pk} .md-body")).not_to_be_empty(timeout=30_000)
+        # Streamed text, not the "waiting" placeholder, on both pages.
+        page.wait_for_function(
+            "id => (window.qwebChat?.streams[id]?.text || '').length > 0",
+            arg=answer.pk,
+            timeout=30_000,
+        )
+        expect(page.locator(f"#m-{answer.pk} .md-body .typing")).to_have_count(0)
     assert Message.objects.get(pk=answer.pk).state == Message.State.PENDING
     screenshot(mia, "chat-02-streaming")
     screenshot(vic, "chat-03-viewer-streaming")
