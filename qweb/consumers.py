@@ -77,6 +77,11 @@ class ActionConsumer(JsonConsumer):
         if action == "ping":
             await self.send_json({"type": "pong"})
             return
+        if action == "presence" and isinstance(self, PresenceMixin):
+            # A page that shows who is here asks once connected; other clients never see
+            # presence events.
+            await self.presence_enter(self.group)  # type: ignore[attr-defined]
+            return
         if action not in self.actions:
             await self.send_error("bad_frame", f"Unknown event {action[:40]!r}.")
             return
@@ -95,3 +100,57 @@ class ActionConsumer(JsonConsumer):
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+
+class PresenceMixin:
+    """Who else has this page open: announced over the channel layer, nothing stored.
+
+    On joining, a socket tells its group (``presence.join``); every other socket there tells
+    its browser and answers the newcomer directly (``presence.here``); on leaving it says so
+    (``presence.leave``). Works across server processes; a process that dies without saying
+    goodbye leaves its people listed until the page reloads.
+    """
+
+    presence_group: str | None = None
+    group: str | None
+    channel_layer: Any
+    channel_name: str
+    send_json: Any  # the consumer's own
+
+    def _presence_identity(self) -> dict[str, Any]:
+        user = self.scope["user"]  # type: ignore[attr-defined]
+        return {
+            "user_id": user.pk,
+            "name": user.display_name,
+            "initials": user.initials,
+            "channel": self.channel_name,
+        }
+
+    async def presence_enter(self, group: str) -> None:
+        self.presence_group = group
+        await self.channel_layer.group_send(
+            group, {"type": "presence.join", **self._presence_identity()}
+        )
+
+    async def presence_exit(self) -> None:
+        if self.presence_group:
+            await self.channel_layer.group_send(
+                self.presence_group, {"type": "presence.leave", **self._presence_identity()}
+            )
+
+    async def presence_join(self, event: dict[str, Any]) -> None:
+        # Only pages that show presence take part; other clients see nothing of it.
+        if self.presence_group is None or event["channel"] == self.channel_name:
+            return
+        await self.send_json({**event, "type": "presence.joined"})
+        await self.channel_layer.send(
+            event["channel"], {"type": "presence.here", **self._presence_identity()}
+        )
+
+    async def presence_here(self, event: dict[str, Any]) -> None:
+        if self.presence_group is not None:
+            await self.send_json({**event, "type": "presence.here"})
+
+    async def presence_leave(self, event: dict[str, Any]) -> None:
+        if self.presence_group is not None and event["channel"] != self.channel_name:
+            await self.send_json({**event, "type": "presence.left"})

@@ -21,7 +21,13 @@ from apps.chat.selectors import conversation_for_user, conversation_pending_answ
 from apps.generation.consumers import JobFollowerMixin
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
-from qweb.consumers import CLOSE_GONE, CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED, ActionConsumer
+from qweb.consumers import (
+    CLOSE_GONE,
+    CLOSE_NOT_ALLOWED,
+    CLOSE_UNAUTHENTICATED,
+    ActionConsumer,
+    PresenceMixin,
+)
 
 RECENT_MESSAGES = 100
 
@@ -49,7 +55,7 @@ def _finished(message_id: int) -> dict[str, Any] | None:
     return None if message is None else dict(services.message_finished_event(message))
 
 
-class ConversationConsumer(JobFollowerMixin, ActionConsumer):
+class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
     group: str | None = None
     owner_key = "message_id"
     actions = frozenset({"post", "stop", "pins", "ask_again"})
@@ -83,6 +89,7 @@ class ConversationConsumer(JobFollowerMixin, ActionConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.group:
+            await self.presence_exit()
             await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.unfollow_all()
 

@@ -17,7 +17,12 @@ from apps.refactors.events import session_group
 from apps.refactors.models import ChangeSet, RefactorSession
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
-from qweb.consumers import CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED, ActionConsumer
+from qweb.consumers import (
+    CLOSE_NOT_ALLOWED,
+    CLOSE_UNAUTHENTICATED,
+    ActionConsumer,
+    PresenceMixin,
+)
 
 
 @database_sync_to_async
@@ -56,7 +61,7 @@ def _changeset_of(session: RefactorSession, content: dict[str, Any]) -> ChangeSe
     return changeset
 
 
-class RefactorConsumer(JobFollowerMixin, ActionConsumer):
+class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
     group: str | None = None
     owner_key = "changeset_id"
     actions = frozenset({"decide", "decide_all", "comment", "stop"})
@@ -88,6 +93,7 @@ class RefactorConsumer(JobFollowerMixin, ActionConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.group:
+            await self.presence_exit()
             await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.unfollow_all()
 

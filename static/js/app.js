@@ -169,3 +169,39 @@ document.addEventListener("keydown", function (event) {
   var link = document.querySelector("[data-shortcut='/']");
   if (link) { event.preventDefault(); location.href = link.href; }
 });
+
+// Who else has this page open: fed by a consumer's presence.* events (see qweb/consumers.py).
+window.qwebPresence = function (container) {
+  var people = {};  // socket channel -> person
+  function render() {
+    if (!container) return;
+    var byUser = {};
+    Object.keys(people).forEach(function (channel) { byUser[people[channel].user_id] = people[channel]; });
+    var users = Object.keys(byUser).map(function (id) { return byUser[id]; });
+    container.textContent = "";
+    users.slice(0, 8).forEach(function (person) {
+      var avatar = document.createElement("span");
+      avatar.className = "avatar avatar-small";
+      avatar.title = person.name;  // textContent/title only: names come from other users
+      avatar.textContent = person.initials;
+      container.append(avatar);
+    });
+    if (users.length) {
+      var label = document.createElement("small");
+      label.className = "muted";
+      label.textContent = users.length === 1 ? " " + users[0].name + " is here too" : " " + users.length + " others here";
+      container.append(label);
+    }
+    container.setAttribute("data-count", String(users.length));
+  }
+  return {
+    reset: function () { people = {}; render(); },
+    handle: function (event) {
+      if (event.type === "presence.joined" || event.type === "presence.here") people[event.channel] = event;
+      else if (event.type === "presence.left") delete people[event.channel];
+      else return false;
+      render();
+      return true;
+    }
+  };
+};

@@ -21,6 +21,7 @@
   var stopButton = document.getElementById("stop-button");
   var suggestions = document.getElementById("path-suggestions");
   var toast = window.qwebToast || function () {};
+  var presence = window.qwebPresence(document.getElementById("presence"));
 
   // message id -> {attempt, seq, text, finished}
   var streams = {};
@@ -142,6 +143,8 @@
     "conversation.ready": function (event) {
       canPost = event.can_post;
       setLive("live", "live");
+      presence.reset();
+      send({ type: "presence" });
       // Catch up on what happened while this page was not connected: messages it lacks,
       // and answers it shows as being written that have ended since.
       event.recent.forEach(function (id) { if (!messageElement(id)) insertMessage(id); });
@@ -232,6 +235,7 @@
       try { event = JSON.parse(message.data); } catch (e) { return; }
       var handler = handlers[event.type];
       if (handler) handler(event);
+      else presence.handle(event);
     };
     socket.onclose = function (event) {
       updateComposer();

@@ -14,6 +14,7 @@
   var latest = root.getAttribute("data-latest") === "true";
   var liveState = document.getElementById("live-state");
   var toast = window.qwebToast || function () {};
+  var presence = window.qwebPresence(document.getElementById("presence"));
   var socket = null;
   var retryDelay = 500;
   var stream = { attempt: 0, seq: 0, text: "" };
@@ -177,6 +178,8 @@
     "session.ready": function (event) {
       canReview = event.can_review;
       setLive("live", "live");
+      presence.reset();
+      send({ type: "presence" });
     },
     "job.snapshot": function (event) {
       if (event.changeset_id !== changesetId) return;
@@ -236,6 +239,7 @@
       var event;
       try { event = JSON.parse(message.data); } catch (e) { return; }
       if (handlers[event.type]) handlers[event.type](event);
+      else presence.handle(event);
     };
     socket.onclose = function (event) {
       if (event.code === 4403 || event.code === 4401) { setLive("closed", "no access"); return; }

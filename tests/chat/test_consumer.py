@@ -489,3 +489,35 @@ async def test_stop_ends_a_running_answer_within_a_second(
         assert frames[-2]["state"] == "cancelled"
         assert frames[-1]["state"] == "cancelled"
         assert frames[-1]["html"] == answer.html
+
+
+async def test_pages_that_ask_see_who_else_is_watching(sockets, conversation, member, viewer):
+    watcher, _ = await connect(sockets, member, conversation.pk)
+    await watcher.send_json_to({"type": "presence"})
+    assert await watcher.receive_nothing(timeout=0.3)  # alone so far
+    late, _ = await connect(sockets, viewer, conversation.pk)
+    await late.send_json_to({"type": "presence"})
+
+    joined = await watcher.receive_json_from(timeout=TIMEOUT)
+    assert (joined["type"], joined["user_id"], joined["name"]) == (
+        "presence.joined",
+        viewer.pk,
+        viewer.display_name,
+    )
+    here = await late.receive_json_from(timeout=TIMEOUT)
+    assert (here["type"], here["user_id"]) == ("presence.here", member.pk)
+
+    await close(late)
+    sockets.remove(late)
+    left = await watcher.receive_json_from(timeout=TIMEOUT)
+    assert (left["type"], left["user_id"]) == ("presence.left", viewer.pk)
+
+
+async def test_clients_that_do_not_ask_neither_see_nor_show_presence(
+    sockets, conversation, member, viewer
+):
+    quiet, _ = await connect(sockets, member, conversation.pk)
+    other, _ = await connect(sockets, viewer, conversation.pk)
+    await other.send_json_to({"type": "presence"})
+    assert await quiet.receive_nothing(timeout=0.3)
+    assert await other.receive_nothing(timeout=0.3)  # the quiet socket is not listed

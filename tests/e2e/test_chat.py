@@ -80,6 +80,10 @@ def test_two_people_watch_one_answer_stream_and_a_reload_resumes_it(
     vic.goto(f"{live_server_url}/w/acme/chat/{conversation.pk}/")
     expect(vic.locator("#viewer-note")).to_be_visible()
     expect(vic.locator("#composer")).to_have_count(0)
+    # Each sees the other on the page.
+    expect(mia.get_by_test_id("presence")).to_have_attribute("data-count", "1")
+    expect(mia.get_by_test_id("presence")).to_contain_text("Vic Viewer is here too")
+    expect(vic.get_by_test_id("presence")).to_contain_text("Mia Member is here too")
     for page in (mia, vic):
         # Streamed text, not the "waiting" placeholder, on both pages.
         page.wait_for_function(
