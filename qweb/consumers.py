@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from qweb.ratelimit import RateLimited
+from qweb.views import error_text
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_ALLOWED = 4403
@@ -90,13 +91,11 @@ class ActionConsumer(JsonConsumer):
                 action, target, content
             )
         except RateLimited as error:
-            await self.send_error(
-                "rate_limited", " ".join(error.messages), retry_after=error.retry_after
-            )
+            await self.send_error("rate_limited", error_text(error), retry_after=error.retry_after)
         except PermissionDenied as error:
             await self.send_error("forbidden", str(error) or "You cannot do this.")
         except ValidationError as error:
-            await self.send_error("invalid", " ".join(error.messages), action=action)
+            await self.send_error("invalid", error_text(error), action=action)
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **extra})

@@ -18,6 +18,11 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
         form.add_error(None, error)
 
 
+def error_text(error: ValidationError) -> str:
+    """A service's ``ValidationError`` as one line for a flash message or a JSON error."""
+    return " ".join(error.messages)
+
+
 def site_url(request: HttpRequest) -> str:
     """The address people reach qweb at, for links in e-mails."""
     return settings.SITE_URL or request.build_absolute_uri("/").rstrip("/")

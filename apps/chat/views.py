@@ -27,26 +27,16 @@ from apps.chat.selectors import (
 from apps.repos.models import IndexedCommit
 from apps.repos.selectors import repository_list
 from apps.workspaces.models import Membership
-from apps.workspaces.permissions import require_membership
-from apps.workspaces.roles import Action, can
+from apps.workspaces.permissions import page_context, require_membership
+from apps.workspaces.roles import Action
 from qweb.lib.gitstore import GitStore
+from qweb.views import error_text
 
 MAX_PATH_SUGGESTIONS = 20
 
 
 def _context(membership: Membership, **extra: object) -> dict[str, object]:
-    return {
-        "membership": membership,
-        "workspace": membership.workspace,
-        "can_contribute": can(membership.role, Action.CONTRIBUTE),
-        "can_manage": can(membership.role, Action.MANAGE_MEMBERS),
-        "tab": "chat",
-        **extra,
-    }
-
-
-def _errors(error: ValidationError) -> str:
-    return " ".join(error.messages)
+    return page_context(membership, tab="chat", **extra)
 
 
 def _conversation_for(
@@ -106,7 +96,7 @@ def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
             title=request.POST.get("title", ""),
         )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
         return redirect("chat:index", slug=slug)
     question = request.POST.get("question", "")
     if question.strip():
@@ -115,7 +105,7 @@ def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
                 membership=membership, conversation=conversation, text=question
             )
         except ValidationError as error:
-            messages.error(request, _errors(error))
+            messages.error(request, error_text(error))
     return _back(slug, conversation)
 
 
@@ -182,15 +172,15 @@ def conversation_post(request: HttpRequest, slug: str, conversation_id: int) -> 
             pinned=request.POST.getlist("pin"),
         )
     except services.RateLimited as error:
-        response = JsonResponse({"error": _errors(error)}, status=429)
+        response = JsonResponse({"error": error_text(error)}, status=429)
         response["Retry-After"] = str(error.retry_after)
         if request.htmx or request.headers.get("Accept") == "application/json":
             return response
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     except ValidationError as error:
         if request.headers.get("Accept") == "application/json":
-            return JsonResponse({"error": _errors(error)}, status=400)
-        messages.error(request, _errors(error))
+            return JsonResponse({"error": error_text(error)}, status=400)
+        messages.error(request, error_text(error))
     else:
         if request.headers.get("Accept") == "application/json":
             return JsonResponse({"message_id": answer.pk, "job_id": answer.job_id}, status=201)
@@ -209,7 +199,7 @@ def conversation_stop(request: HttpRequest, slug: str, conversation_id: int) -> 
             message_id=int(message_id) if message_id.isdecimal() else None,
         )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     return _back(slug, conversation)
 
 
@@ -222,7 +212,7 @@ def conversation_rename(request: HttpRequest, slug: str, conversation_id: int) -
             membership=membership, conversation=conversation, title=request.POST.get("title", "")
         )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     return _back(slug, conversation)
 
 
@@ -245,7 +235,7 @@ def conversation_pins(request: HttpRequest, slug: str, conversation_id: int) -> 
             membership=membership, conversation=conversation, paths=request.POST.getlist("pin")
         )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     return _back(slug, conversation)
 
 

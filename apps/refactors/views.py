@@ -24,29 +24,18 @@ from apps.refactors import services
 from apps.refactors.models import Apply, ChangeSet, HunkDecision, RefactorSession
 from apps.repos.selectors import repository_list
 from apps.workspaces.models import Membership
-from apps.workspaces.permissions import require_membership
-from apps.workspaces.roles import Action, can
+from apps.workspaces.permissions import page_context, require_membership
+from apps.workspaces.roles import Action
 from qweb.lib.diffs import WHOLE_FILE, FileDiff
 from qweb.lib.gitstore import GitStore
+from qweb.views import error_text
 
 MAX_HIGHLIGHT_BYTES = 512 * 1024
 MAX_CONTEXT = 200
 
 
 def _context(membership: Membership, **extra: object) -> dict[str, object]:
-    return {
-        "membership": membership,
-        "workspace": membership.workspace,
-        "can_contribute": can(membership.role, Action.CONTRIBUTE),
-        "can_apply": can(membership.role, Action.APPLY_CHANGES),
-        "can_manage": can(membership.role, Action.MANAGE_MEMBERS),
-        "tab": "refactors",
-        **extra,
-    }
-
-
-def _errors(error: ValidationError) -> str:
-    return " ".join(error.messages)
+    return page_context(membership, tab="refactors", **extra)
 
 
 def _session_for(
@@ -116,7 +105,7 @@ def refactor_new(request: HttpRequest, slug: str) -> HttpResponse:
             scope=request.POST.get("scope", ""),
         )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
         return redirect("refactors:index", slug=slug)
     return redirect("refactors:detail", slug=slug, session_id=session.pk)
 
@@ -357,7 +346,7 @@ def changeset_decide(
                 verdict=request.POST.get("verdict", ""),
             )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     return _back(slug, session)
 
 
@@ -379,7 +368,7 @@ def changeset_comment(
             body=request.POST.get("body", ""),
         )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     return _back(slug, session)
 
 
@@ -397,7 +386,7 @@ def changeset_apply(
     except PermissionDenied:
         raise
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
         return _back(slug, session)
     if record.state == Apply.State.APPLIED:
         messages.success(
@@ -418,7 +407,7 @@ def apply_push(request: HttpRequest, slug: str, session_id: int, apply_id: int) 
     try:
         services.apply_push_enqueue(membership=membership, record=record)
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     else:
         messages.success(request, f"Pushing {record.target_branch} to the repository's origin…")
     return _back(slug, session)
@@ -431,7 +420,7 @@ def refactor_regenerate(request: HttpRequest, slug: str, session_id: int) -> Htt
     try:
         services.refactor_regenerate(membership=membership, session=session)
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     return _back(slug, session)
 
 
@@ -446,7 +435,7 @@ def changeset_fix(
             membership=membership, changeset=_changeset_of(session, changeset_id)
         )
     except ValidationError as error:
-        messages.error(request, _errors(error))
+        messages.error(request, error_text(error))
     return _back(slug, session)
 
 
@@ -468,7 +457,7 @@ def changeset_edit(
                 content=request.POST.get("content", "").replace("\r\n", "\n"),
             )
         except ValidationError as error:
-            messages.error(request, _errors(error))
+            messages.error(request, error_text(error))
         else:
             messages.success(request, f"{path} edited: review the new proposal.")
         return _back(slug, session)

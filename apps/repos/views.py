@@ -24,22 +24,12 @@ from apps.repos.selectors import (
     repository_tasks_recent,
 )
 from apps.workspaces.models import Membership
-from apps.workspaces.permissions import require_membership
-from apps.workspaces.roles import Action, can
+from apps.workspaces.permissions import page_context, require_membership
+from apps.workspaces.roles import Action
 from qweb.lib.gitstore import GitStore, GitStoreError, is_binary
-from qweb.views import add_service_errors
+from qweb.views import add_service_errors, error_text
 
 MAX_VIEW_BYTES = 1024 * 1024
-
-
-def _context(membership: Membership, **extra: object) -> dict[str, object]:
-    return {
-        "membership": membership,
-        "workspace": membership.workspace,
-        "can_contribute": can(membership.role, Action.CONTRIBUTE),
-        "can_manage": can(membership.role, Action.MANAGE_MEMBERS),
-        **extra,
-    }
 
 
 @login_required
@@ -48,7 +38,7 @@ def repository_index(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "repos/list.html",
-        _context(
+        page_context(
             membership,
             tab="repos",
             repositories=repository_list(workspace=membership.workspace),
@@ -95,7 +85,7 @@ def repository_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "repos/new.html",
-        _context(
+        page_context(
             membership, tab="repos", mode=mode, upload_form=upload_form, clone_form=clone_form
         ),
         status=status,
@@ -129,7 +119,7 @@ def repository_upload_version(request: HttpRequest, slug: str, repo: str) -> Htt
     return render(
         request,
         "repos/upload_version.html",
-        _context(
+        page_context(
             membership,
             tab="repos",
             repository=repository,
@@ -152,7 +142,7 @@ def repository_task(request: HttpRequest, slug: str, task_id: int) -> HttpRespon
         ).first()
     template = "repos/_task.html" if request.htmx else "repos/task.html"
     return render(
-        request, template, _context(membership, tab="repos", task=task, repository=repository)
+        request, template, page_context(membership, tab="repos", task=task, repository=repository)
     )
 
 
@@ -190,7 +180,7 @@ def repository_tree(
         raise Http404("No such folder.") from None
     items.sort(key=lambda item: (item.type != "tree", item.path.lower()))
     entries = [{"name": PurePosixPath(item.path).name, "item": item} for item in items]
-    context = _context(
+    context = page_context(
         membership,
         tab="repos",
         repository=repository,
@@ -222,7 +212,7 @@ def repository_blob(
     if item is None:
         raise Http404("No such file.")
     blob = store.read_blob(item.sha, MAX_VIEW_BYTES)
-    context = _context(
+    context = page_context(
         membership,
         tab="repos",
         repository=repository,
@@ -275,7 +265,7 @@ def repository_search(request: HttpRequest, slug: str, repo: str) -> HttpRespons
     return render(
         request,
         "repos/search.html",
-        _context(
+        page_context(
             membership,
             tab="repos",
             repository=repository,
@@ -302,7 +292,7 @@ def repository_index_status(request: HttpRequest, slug: str, repo: str) -> HttpR
     return render(
         request,
         "repos/_index_status.html",
-        _context(membership, repository=repository, index_status=_index_status(repository)),
+        page_context(membership, repository=repository, index_status=_index_status(repository)),
     )
 
 
@@ -319,7 +309,7 @@ def repository_commits(request: HttpRequest, slug: str, repo: str) -> HttpRespon
     return render(
         request,
         "repos/commits.html",
-        _context(
+        page_context(
             membership,
             tab="repos",
             repository=repository,
@@ -352,7 +342,7 @@ def repository_sync(request: HttpRequest, slug: str, repo: str) -> HttpResponse:
     try:
         task = services.repository_sync_enqueue(actor=membership, repository=repository)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, error_text(error))
         return redirect("repos:tree", slug=slug, repo=repo)
     return redirect("repos:task", slug=slug, task_id=task.pk)
 

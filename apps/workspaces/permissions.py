@@ -27,3 +27,15 @@ def ensure_can(membership: Membership, action: Action) -> None:
             f"Your role ({membership.get_role_display()}) cannot do this; "
             f"it needs {action.minimum_role.label} or above."
         )
+
+
+def page_context(membership: Membership, **extra: object) -> dict[str, object]:
+    """What every workspace page's template reads: the membership and what it may do."""
+    return {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "can_contribute": can(membership.role, Action.CONTRIBUTE),
+        "can_apply": can(membership.role, Action.APPLY_CHANGES),
+        "can_manage": can(membership.role, Action.MANAGE_MEMBERS),
+        **extra,
+    }

@@ -28,7 +28,7 @@ from apps.workspaces.selectors import (
     membership_list,
     workspace_list_for_user,
 )
-from qweb.views import add_service_errors, site_url
+from qweb.views import add_service_errors, error_text, site_url
 
 
 @login_required
@@ -138,7 +138,7 @@ def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> Ht
     try:
         invitation = services.invitation_revoke(actor=membership, invitation_id=invitation_id)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, error_text(error))
     else:
         messages.success(request, f"The invitation of {invitation.email} is withdrawn.")
     if request.htmx:
@@ -163,7 +163,7 @@ def member_change_role(request: HttpRequest, slug: str, membership_id: int) -> H
                 actor=membership, membership_id=membership_id, role=form.cleaned_data["role"]
             )
         except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+            messages.error(request, error_text(error))
             status = 400
         else:
             messages.success(
@@ -186,7 +186,7 @@ def member_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
     try:
         services.membership_remove(actor=membership, membership_id=membership_id)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, error_text(error))
         if request.htmx:
             return render(
                 request, "workspaces/_member_table.html", _members_context(membership), status=400

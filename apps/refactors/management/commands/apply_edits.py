@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.refactors.services import edits_preview
 from apps.repos.models import Repository
+from qweb.views import error_text
 
 MAX_ANSWER_BYTES = 2_000_000
 
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         try:
             preview = edits_preview(repository=repository, base=options["base"], answer=answer)
         except ValidationError as error:
-            raise CommandError(" ".join(error.messages)) from None
+            raise CommandError(error_text(error)) from None
         if options["json"]:
             self.stdout.write(json.dumps(preview, indent=2))
             return

@@ -11,6 +11,7 @@ from apps.repos import services
 from apps.repos.management.commands._common import acting_membership
 from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
+from qweb.views import error_text
 
 
 class Command(BaseCommand):
@@ -41,5 +42,5 @@ class Command(BaseCommand):
         except (TaskError, PermissionDenied) as error:
             raise CommandError(str(error)) from None
         except ValidationError as error:
-            raise CommandError(" ".join(error.messages)) from None
+            raise CommandError(error_text(error)) from None
         self.stdout.write(str(repository.pk))

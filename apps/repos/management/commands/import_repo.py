@@ -12,6 +12,7 @@ from apps.repos.indexing import index_commit
 from apps.repos.management.commands._common import acting_membership
 from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
+from qweb.views import error_text
 
 
 class Command(BaseCommand):
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         except (TaskError, PermissionDenied) as error:
             raise CommandError(str(error)) from None
         except ValidationError as error:
-            raise CommandError(" ".join(error.messages)) from None
+            raise CommandError(error_text(error)) from None
         if not options["no_index"]:
             indexed = index_commit(repository=repository, sha=repository.head_sha)
             self.stderr.write(
