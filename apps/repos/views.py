@@ -51,12 +51,15 @@ def repository_index(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def repository_new(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.CONTRIBUTE)
-    mode = request.POST.get("mode") or request.GET.get("mode") or "upload"
-    upload_form = UploadForm(
-        request.POST if mode == "upload" else None, request.FILES if mode == "upload" else None
+    mode = request.POST.get("mode") or request.GET.get("mode")
+    mode = mode if mode in ("upload", "clone") else "upload"
+    # Only the posted form is bound: a GET (or the other tab) shows no errors.
+    posted = request.method == "POST"
+    upload_form = (
+        UploadForm(request.POST, request.FILES) if posted and mode == "upload" else UploadForm()
     )
-    clone_form = CloneForm(request.POST if mode == "clone" else None)
-    if request.method == "POST":
+    clone_form = CloneForm(request.POST) if posted and mode == "clone" else CloneForm()
+    if posted:
         form = upload_form if mode == "upload" else clone_form
         if form.is_valid():
             try:
@@ -81,14 +84,13 @@ def repository_new(request: HttpRequest, slug: str) -> HttpResponse:
                 add_service_errors(form, error)
             else:
                 return redirect("repos:task", slug=slug, task_id=task.pk)
-    status = 400 if request.method == "POST" else 200
     return render(
         request,
         "repos/new.html",
         page_context(
             membership, tab="repos", mode=mode, upload_form=upload_form, clone_form=clone_form
         ),
-        status=status,
+        status=400 if posted else 200,
     )
 
 

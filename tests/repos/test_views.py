@@ -219,3 +219,53 @@ def test_a_viewer_cannot_upload_a_new_version(client, repository, viewer, tmp_pa
         response = client.post(reverse("repos:upload", args=["acme", "shop"]), {"archive": handle})
     assert response.status_code == 403
     assert not Task.objects.filter(kind="repo.import").exists()
+
+
+@pytest.mark.parametrize("mode", ["upload", "clone"])
+def test_the_add_repository_page_shows_no_errors_before_anything_is_posted(
+    client, workspace, member, mode
+):
+    client.force_login(member)
+
+    response = client.get(reverse("repos:new", args=["acme"]), {"mode": mode})
+
+    assert response.status_code == 200
+    assert b"This field is required" not in response.content
+    assert b"field-error" not in response.content
+    assert b'aria-invalid="true"' not in response.content
+
+
+@pytest.mark.parametrize(
+    ("data", "errors"),
+    [
+        ({"mode": "upload", "name": ""}, 2),  # name and archive
+        ({"mode": "upload", "name": "P"}, 1),  # archive
+        ({"mode": "clone", "name": "", "url": ""}, 2),  # name and URL
+        ({"mode": "clone", "name": "P", "url": ""}, 1),  # URL
+        ({"mode": "sideways", "name": "P"}, 1),  # an unknown mode is the upload form
+    ],
+)
+def test_a_bad_add_repository_post_shows_each_error_once_and_saves_nothing(
+    client, workspace, member, data, errors
+):
+    client.force_login(member)
+
+    response = client.post(reverse("repos:new", args=["acme"]), data)
+
+    assert response.status_code == 400
+    assert response.content.count(b"This field is required") == errors
+    assert response.content.count(b'class="field-error"') == errors
+    assert not Task.objects.exists()
+    assert not Repository.objects.exists()
+
+
+def test_the_upload_version_page_shows_no_errors_before_anything_is_posted(
+    client, repository, member
+):
+    client.force_login(member)
+
+    response = client.get(reverse("repos:upload", args=["acme", "shop"]))
+
+    assert response.status_code == 200
+    assert b"This field is required" not in response.content
+    assert b"field-error" not in response.content
