@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from qweb.lib.gitpaths import path_refusal
+
 MODE_FILE = "100644"
 MODE_EXECUTABLE = "100755"
 MODE_SYMLINK = "120000"
@@ -36,8 +38,6 @@ _CHUNK = 64 * 1024
 # this is not a real header but an attempt to make the server buffer a huge block.
 _MAX_SINGLE_READ = 1 * _MB
 _MAX_LINK_TARGET = 4096
-_MAX_COMPONENT_BYTES = 255
-_MAX_PATH_BYTES = 4096
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 
 
@@ -435,40 +435,29 @@ class _Reader:
     # names
 
     def _parts(self, name: str, *, is_dir: bool = False) -> tuple[str, ...] | None:
-        """Validate a member name; ``None`` means the archive root itself."""
+        """Split a member name into its components; ``None`` means the archive root itself.
+
+        Only what belongs to archive names is judged here (an absolute name, the ``./`` and
+        ``//`` that archivers write); the path itself is judged by ``_check_path``.
+        """
         if name == "":
             raise ArchiveError("An entry in the archive has an empty name.")
         shown = _show(name)
-        if "\x00" in name:
-            raise ArchiveError(f"The archive entry {shown} contains a NUL character.")
-        if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name):
-            raise ArchiveError(f"The archive entry {shown} contains a control character.")
-        try:
-            encoded = name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ArchiveError(f"The archive entry {shown} has a name that is not UTF-8.") from None
-        if "\\" in name:
-            raise ArchiveError(f"The archive entry {shown} contains a backslash.")
         if name.startswith("/"):
-            raise ArchiveError(f"The archive entry {shown} has an absolute path.")
-        if _DRIVE_LETTER.match(name):
-            raise ArchiveError(f"The archive entry {shown} starts with a Windows drive letter.")
-        if len(encoded) > _MAX_PATH_BYTES:
-            raise ArchiveError(f"The archive entry {shown} has a path that is too long.")
-        parts = []
-        for part in name.split("/"):
-            if part in ("", "."):
-                continue
-            if part == "..":
-                raise ArchiveError(f"The archive entry {shown} points outside the archive (..).")
-            if len(part.encode("utf-8")) > _MAX_COMPONENT_BYTES:
-                raise ArchiveError(f"The archive entry {shown} has a name that is too long.")
-            parts.append(part)
+            raise ArchiveError(f"The archive entry {shown} is an absolute path.")
+        parts = tuple(part for part in name.split("/") if part not in ("", "."))
         if not parts:
             if is_dir:
                 return None
             raise ArchiveError(f"The archive entry {shown} has an empty name.")
-        return tuple(parts)
+        return parts
+
+    def _check_path(self, parts: tuple[str, ...], shown: str, *, symlink: bool = False) -> None:
+        # The one rule for tree paths: what git refuses (.git as Windows and macOS read it,
+        # too), drive letters, backslashes, control characters, "..".
+        reason = path_refusal("/".join(parts), symlink=symlink)
+        if reason:
+            raise ArchiveError(f"The archive entry {shown} {reason}.")
 
     def _is_git_metadata(self, parts: tuple[str, ...]) -> bool:
         # An uploaded .git folder (or worktree .git file) is the uploader's own repository
@@ -558,6 +547,8 @@ class _Reader:
         if parts is not None and self._is_git_metadata(parts):
             return
         shown = _show(name)
+        if parts is not None:
+            self._check_path(parts, shown, symlink=stat.S_ISLNK(unix_mode) and not is_dir)
         if is_dir:
             self._add_dir(parts)
             return
@@ -625,6 +616,8 @@ class _Reader:
         if parts is not None and self._is_git_metadata(parts):
             return
         shown = _show(name)
+        if parts is not None:
+            self._check_path(parts, shown, symlink=member.issym())
         if member.isdir():
             self._add_dir(parts)
             return
@@ -665,6 +658,8 @@ class _Reader:
             raise ArchiveError(
                 f"The hard link {shown} points to a file that is not in the archive."
             )
+        if target.link_target is not None:
+            self._check_path(parts, shown, symlink=True)
         # Inside the tree a hard link is simply a second copy of its target; the content
         # file is shared, and its size counts again so links cannot multiply the total.
         self._count_file(shown, target.size)

@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
+from qweb.lib.gitpaths import path_refusal
+
 GIT = shutil.which("git") or "/usr/bin/git"
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
 ZERO_SHA = "0" * 40
@@ -54,6 +56,8 @@ _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
 _SSH_ADDRESS = re.compile(r"^[0-9A-Fa-f.:]+$")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+# How index-pack reports an object that transfer.fsckObjects refuses.
+_FSCK_REFUSAL = re.compile(r"^error: object [0-9a-f]+: (?P<message_id>\w+): (?P<detail>.+)$")
 
 # Applied to every git command: no hooks, no fsmonitor, no credential helpers, no
 # automatic gc or maintenance, and no transport unless a clone or fetch re-enables one.
@@ -735,7 +739,7 @@ class GitStore:
         checked = list(entries)
         seen: set[str] = set()
         for entry in checked:
-            _check_tree_path(entry.path)
+            _check_new_path(entry.path, entry.mode)
             if entry.mode not in _VALID_MODES:
                 raise GitStoreError(f"Unsupported file mode {entry.mode!r} for {entry.path!r}.")
             if entry.path in seen:
@@ -792,22 +796,22 @@ class GitStore:
         """Write a commit on ``ref`` whose tree is ``parent``'s with ``changes`` applied.
 
         ``changes`` maps paths to new content (``None`` deletes the file). Changed files keep
-        their mode; new files are ``100644``. ``ref`` (under ``refs/qweb/``) is created or
-        moved: it keeps the objects from garbage collection. Returns the commit's sha.
+        their mode; new files are ``100644``. A change that would replace a file, link or
+        folder other than the one it names is refused (fast-import would silently delete
+        it). ``ref`` (under ``refs/qweb/``) is created or moved: it keeps the objects from
+        garbage collection. Returns the commit's sha.
         """
         parent = self.resolve(parent)
         if not ref.startswith("refs/qweb/"):
             raise GitStoreError(f"{ref!r} is not a qweb-private ref.")
         _check_identity(author_name, author_email)
-        modes = {
-            item.path: item.mode
-            for item in self.ls_tree(parent, recursive=True)
-            if item.path in changes
-        }
+        tree = {item.path: item.mode for item in self.ls_tree(parent, recursive=True)}
+        modes = {path: tree[path] for path in changes if path in tree}
         for path in changes:
-            _check_tree_path(path)
+            _check_new_path(path)
             if modes.get(path) in {"120000", "160000"}:
                 raise GitStoreError(f"{path!r} is a link or submodule; it cannot be edited.")
+        _check_nothing_in_the_way(tree, changes)
         timestamp = int((when or datetime.now(UTC)).timestamp())
         identity = f"{author_name} <{author_email}> {timestamp} +0000".encode()
         stream = bytearray()
@@ -1225,6 +1229,13 @@ def _failure(what: str, stderr: bytes) -> str:
         if line.startswith(("fatal:", "error:")):
             detail = line
             break
+    refused = _FSCK_REFUSAL.match(detail)
+    if refused:
+        # transfer.fsckObjects: e.g. a tree entry that is .git on Windows ("hasDotgit").
+        detail = (
+            "the repository holds objects git refuses to check out "
+            f"({refused['message_id']}: {refused['detail']})."
+        )
     return scrub_secrets(f"{what} failed: {detail}", ())[:500]
 
 
@@ -1258,8 +1269,38 @@ def _quote(path: str) -> bytes:
     return b'"' + escaped.encode("utf-8") + b'"'
 
 
-def _check_tree_path(path: str) -> None:
+def _check_new_path(path: str, mode: str = "100644") -> None:
     """Defence in depth: callers validate paths, but the store never writes a bad one."""
+    reason = path_refusal(path, symlink=mode == "120000")
+    if reason:
+        raise GitStoreError(f"The path {path!r} cannot be stored: it {reason}.")
+
+
+def _check_nothing_in_the_way(tree: Mapping[str, str], changes: Mapping[str, bytes | None]) -> None:
+    """Refuse writes that would replace a file with a folder or a folder with a file."""
+    folders = {path.rsplit("/", 1)[0] for path in tree if "/" in path}
+    folders = {folder[:end] for folder in folders for end in _prefix_ends(folder)}
+    for path, content in changes.items():
+        if content is None:
+            continue
+        if path in folders:
+            raise GitStoreError(f"{path!r} is a folder; writing a file there would delete it.")
+        for end in _prefix_ends(path)[:-1]:
+            above = path[:end]
+            # Something at "a" stays in the way of "a/b" unless the same change deletes it.
+            if changes.get(above, b"" if above in tree else None) is not None:
+                raise GitStoreError(
+                    f"{above!r} is a file; writing {path!r} below it would delete it."
+                )
+
+
+def _prefix_ends(path: str) -> list[int]:
+    """Where each leading folder of ``path`` ends, then the end of ``path`` itself."""
+    return [index for index, char in enumerate(path) if char == "/"] + [len(path)]
+
+
+def _check_tree_path(path: str) -> None:
+    """A path to read: plainly relative (the tree itself may hold names qweb never writes)."""
     parts = path.split("/")
     if (
         not path

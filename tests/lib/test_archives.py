@@ -356,7 +356,7 @@ def test_it_refuses_a_damaged_archive(uploads, refused):
 def test_it_refuses_paths_with_dotdot(uploads, refused, name):
     path = build(uploads / name, [file("ok.txt"), file("src/../../etc/passwd")])
 
-    assert "outside the archive (..)" in refused(path)
+    assert "contains '..'" in refused(path)
 
 
 @pytest.mark.parametrize("name", SOME_KINDS)
@@ -385,7 +385,7 @@ def test_it_refuses_a_nul_character_in_a_zip_name(uploads, refused):
     path = build(uploads / "x.zip", [file("safe.txtX../../evil")])
     path.write_bytes(path.read_bytes().replace(b"safe.txtX", b"safe.txt\x00"))
 
-    assert "NUL character" in refused(path)
+    assert "control character U+0000" in refused(path)
 
 
 def test_it_refuses_a_nul_character_in_a_tar_name(uploads, refused):
@@ -393,7 +393,7 @@ def test_it_refuses_a_nul_character_in_a_tar_name(uploads, refused):
     info.pax_headers = {"path": "safe.txt\x00../../evil"}
     path = build_tar(uploads / "x.tar.gz", [(info, data)])
 
-    assert "NUL character" in refused(path)
+    assert "control character U+0000" in refused(path)
 
 
 @pytest.mark.parametrize("bad", ["evil\nname.txt", "a\x1b[31m.txt", "tab\there", "del\x7f"])
@@ -401,6 +401,63 @@ def test_it_refuses_control_characters_in_names(uploads, refused, bad):
     path = build(uploads / "x.tgz", [file(bad)])
 
     assert "control character" in refused(path)
+
+
+# Names that open the .git folder on Windows (NTFS) or macOS (HFS+); git fsck calls them
+# "hasDotgit" and git will not check them out.
+GIT_DIR_ALIASES = [
+    ".git.",
+    ".git /",
+    "GIT~1",
+    "git~1",
+    ".git::$INDEX_ALLOCATION",
+    ".g\u200cit",
+    "\ufeff.GIT",
+]
+
+
+@pytest.mark.parametrize("alias", GIT_DIR_ALIASES)
+@pytest.mark.parametrize("name", SOME_KINDS)
+def test_it_refuses_names_that_are_git_on_windows_or_macos(uploads, refused, name, alias):
+    folder_name = alias.rstrip("/")
+    path = build(
+        uploads / name,
+        [file("app.py"), file(f"{folder_name}/config", b"[core]\n\tfsmonitor = touch /tmp/x\n")],
+    )
+
+    message = refused(path)
+
+    assert message.startswith("The archive entry ")
+    assert "is inside .git (" in message
+
+
+@pytest.mark.parametrize("alias", ["git~1", ".git.", ".g\u200dit"])
+def test_it_refuses_git_aliases_below_the_top_and_under_a_wrapping_folder(uploads, refused, alias):
+    path = build(uploads / "x.tgz", [file("proj/app.py"), file(f"proj/sub/{alias}/hooks/x")])
+
+    assert "is inside .git (" in refused(path)
+
+
+@pytest.mark.parametrize("name", [".gitmodules", "sub/GITMOD~1", ".gitmodules."])
+def test_it_refuses_a_symlink_git_would_read_as_gitmodules(uploads, refused, name):
+    path = build(uploads / "x.tgz", [file("app.py"), symlink(name, "app.py")])
+
+    assert "would read as .gitmodules" in refused(path)
+
+
+def test_a_regular_gitmodules_file_and_lookalike_names_are_kept(uploads, read):
+    path = build(
+        uploads / "x.zip",
+        [file(".gitmodules"), file(".github/ci.yml"), file(".git.x/a"), file("git~2/a")],
+    )
+
+    with read(path) as extracted:
+        assert [e.path for e in extracted.entries] == [
+            ".git.x/a",
+            ".github/ci.yml",
+            ".gitmodules",
+            "git~2/a",
+        ]
 
 
 def test_it_refuses_names_that_are_not_utf8(uploads, refused):
@@ -419,7 +476,7 @@ def test_it_refuses_empty_names(uploads, refused, bad):
 def test_it_refuses_names_that_are_too_long(uploads, refused):
     path = build(uploads / "x.tgz", [file("a" * 300)])
 
-    assert "too long" in refused(path)
+    assert "longer than 255 bytes" in refused(path)
 
 
 # --- links and special files ---------------------------------------------------------------

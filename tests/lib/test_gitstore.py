@@ -299,6 +299,11 @@ def test_commit_entries_can_start_another_branch_from_a_parent(store):
         "",
         "new\nline",
         "./a",
+        ".git./config",
+        "a/GIT~1/config",
+        ".g\u200cit/HEAD",
+        ".git::$INDEX_ALLOCATION/config",
+        "back\\slash",
     ],
 )
 def test_commit_entries_refuses_unsafe_paths_and_changes_nothing(store, path):
@@ -312,6 +317,13 @@ def test_commit_entries_refuses_unsafe_paths_and_changes_nothing(store, path):
     assert list(store.path.glob("fast_import_crash_*")) == []
     _listed, unique = pack_object_counts(store)
     assert unique == 3  # the first commit, its tree and its one blob: nothing orphaned
+
+
+def test_commit_entries_refuses_a_symlink_git_would_read_as_gitmodules(store):
+    with pytest.raises(GitStoreError, match=r"would read as \.gitmodules"):
+        commit(store, {"ok.txt": b"ok", "GITMOD~1": ("120000", b"ok.txt")})
+
+    assert store.resolve_optional("main") is None
 
 
 def test_commit_entries_refuses_unknown_modes(store):
@@ -334,7 +346,8 @@ def test_commit_entries_refuses_identities_git_cannot_store(store, name, email):
 
 
 def test_commit_entries_stores_paths_with_quotes_spaces_and_unicode(store):
-    paths = ['we "quote"/a b.txt', "naïve/ünïcode.py", "back\\slash", "C:colon"]
+    # Backslashes and drive letters are refused (the one path rule), so no such path here.
+    paths = ['we "quote"/a b.txt', "naïve/ünïcode.py", "dir/C:colon", 'x"y']
 
     sha = commit(store, dict.fromkeys(paths, b"x"))
 
@@ -741,6 +754,65 @@ def test_clone_refuses_a_folder_that_is_not_empty(source, tmp_path):
         clone(f"file://{source}", tmp_path / "clone.git")
 
     assert (tmp_path / "clone.git" / "keep.txt").read_text() == "mine"
+
+
+def repository_with_tree_entry(path, home, name, *, mode="040000"):
+    """A bare repository whose one commit holds ``name`` (built with plumbing: git itself
+    refuses to add such names from a work tree)."""
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(path), home=home)
+
+    def plumbing(*args, data):
+        run = subprocess.run(
+            ["git", "--git-dir", str(path), *args], input=data, capture_output=True, check=True
+        )
+        return run.stdout.strip()
+
+    blob = plumbing("hash-object", "-w", "--stdin", data=b"[core]\n\tfsmonitor = evil\n")
+    if mode == "040000":
+        entry = plumbing("mktree", data=b"100644 blob " + blob + b"\tconfig\n")
+        kind = b"tree"
+    else:
+        entry, kind = blob, b"blob"
+    tree = plumbing(
+        "mktree", data=mode.encode() + b" " + kind + b" " + entry + b"\t" + name.encode()
+    )
+    sha = git("commit-tree", "-m", "evil", tree.decode(), cwd=path, home=home)
+    git("update-ref", "refs/heads/main", sha, cwd=path, home=home)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name", ["git~1", ".git.", ".GIT ", ".g\u200cit", ".git::$INDEX_ALLOCATION"]
+)
+def test_clone_refuses_a_tree_entry_that_is_git_elsewhere_and_leaves_nothing(tmp_path, home, name):
+    evil = repository_with_tree_entry(tmp_path / "evil.git", home, name)
+
+    with pytest.raises(GitStoreError) as refused:
+        clone(f"file://{evil}", tmp_path / "clone.git")
+
+    assert refused.value.message == (
+        "Fetching the repository failed: the repository holds objects git refuses to check "
+        "out (hasDotgit: contains '.git')."
+    )
+    assert not (tmp_path / "clone.git").exists()
+
+
+def test_an_older_store_holding_such_names_can_still_be_read(tmp_path, home):
+    # Stores written before the rule may hold them: browsing and indexing keep working.
+    old = GitStore(repository_with_tree_entry(tmp_path / "old.git", home, "git~1"))
+
+    assert [i.path for i in old.ls_tree("main", recursive=True)] == ["git~1/config"]
+    assert [i.path for i in old.ls_tree("main", "git~1")] == ["git~1/config"]
+    assert old.entry("main", "git~1/config") is not None
+
+
+def test_clone_refuses_a_symlinked_gitmodules(tmp_path, home):
+    evil = repository_with_tree_entry(tmp_path / "evil.git", home, ".gitmodules", mode="120000")
+
+    with pytest.raises(GitStoreError, match="gitmodulesSymlink"):
+        clone(f"file://{evil}", tmp_path / "clone.git")
+
+    assert not (tmp_path / "clone.git").exists()
 
 
 def test_clone_stops_at_the_size_limit_and_leaves_nothing(tmp_path, home):

@@ -76,6 +76,62 @@ def test_commit_changes_refuses_paths_into_git(store, base):
         )
 
 
+@pytest.mark.parametrize("path", [".git./config", "GIT~1/hooks/x", ".g\u200cit/config", "a\\b"])
+def test_commit_changes_refuses_paths_that_git_refuses_elsewhere(store, base, path):
+    with pytest.raises(GitStoreError, match="cannot be stored"):
+        store.commit_changes(
+            parent=base, changes={path: b"x"}, ref="refs/qweb/c/5", message="m", **IDENTITY
+        )
+
+    assert store.resolve_optional("refs/qweb/c/5") is None
+
+
+@pytest.fixture
+def shaped(store):
+    return commit(
+        store,
+        {
+            "sub/util.py": b"def util():\n    pass\n",
+            "pkg/a.py": b"a = 1\n",
+            "link": ("120000", b"pkg"),
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"sub/util.py/x.py": b"x"}, "'sub/util.py' is a file"),
+        ({"link/x.py": b"x"}, "'link' is a file"),
+        ({"pkg": b"x"}, "'pkg' is a folder"),
+        ({"sub": b"x"}, "'sub' is a folder"),
+        ({"new": b"x", "new/x.py": b"y"}, "'new' is a file"),
+    ],
+)
+def test_commit_changes_never_replaces_a_file_link_or_folder_it_was_not_asked_to(
+    store, shaped, changes, reason
+):
+    with pytest.raises(GitStoreError, match=reason):
+        store.commit_changes(
+            parent=shaped, changes=changes, ref="refs/qweb/c/6", message="m", **IDENTITY
+        )
+
+    assert store.resolve_optional("refs/qweb/c/6") is None
+
+
+def test_commit_changes_may_put_a_folder_where_it_deletes_a_file(store, shaped):
+    sha = store.commit_changes(
+        parent=shaped,
+        changes={"sub/util.py": None, "sub/util.py/x.py": b"x = 1\n"},
+        ref="refs/qweb/c/7",
+        message="m",
+        **IDENTITY,
+    )
+
+    paths = {item.path for item in store.ls_tree(sha, recursive=True)}
+    assert paths == {"sub/util.py/x.py", "pkg/a.py", "link"}
+
+
 def test_apply_patch_applies_only_the_given_hunks_of_gits_own_diff(store, base):
     proposal = store.commit_changes(
         parent=base,

@@ -109,3 +109,81 @@ def test_a_missing_or_binary_answer_file_is_refused(project, tmp_path):
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(CommandError, match="not UTF-8"):
         _run(str(binary), "--repo", str(project.pk), "--base", "main")
+
+
+def _block(path, search, replace):
+    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n\n"
+
+
+MIXED = (
+    RENAME
+    + "DELETE billing/checks.py\n\n"
+    + "RENAME README.md -> docs/README.md\n\n"
+    + _block("billing/tax.py", "", "RATE = 0.2\n")
+    + _block("docs/README.md", "Billing helpers.\n", "Billing helpers, renamed.\n")
+    # Found and left as it was: no change for git, so none in the preview either.
+    + _block("billing/__init__.py", "", "")
+    # Refused: the commit must not replace billing/money.py with a folder.
+    + _block("billing/money.py/x.py", "", "x = 1\n")
+    + _block("ghost.py", "x\n", "y\n")
+)
+DELETE_THEN_FOLDER = (
+    "DELETE billing/checks.py\n\n"
+    + _block("billing/checks.py/__init__.py", "", "CHECKS = []\n")
+    + "RENAME billing/views.py -> billing/web/views.py\n\n"
+    + "RENAME static/logo.png -> static/img/logo.png\n"
+)
+GIT_STATUS = {"A": "added", "M": "modified", "D": "deleted"}
+
+
+@pytest.mark.parametrize("answer", [MIXED, DELETE_THEN_FOLDER], ids=["mixed", "delete-then-folder"])
+def test_the_preview_lists_exactly_the_paths_the_proposals_commit_changes(
+    project, propose, tmp_path, answer
+):
+    changeset = propose(answer)
+    assert changeset.commit != project.head_sha
+    names = subprocess.run(
+        [
+            *("git", "--git-dir", str(project.store_path), "diff", "--name-status"),
+            *("--no-renames", project.head_sha, changeset.commit),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    committed = {
+        path: GIT_STATUS[status]
+        for status, path in (line.split("\t", 1) for line in names.splitlines())
+    }
+    file = tmp_path / "answer.md"
+    file.write_text(answer)
+
+    report = json.loads(
+        _run(str(file), "--repo", str(project.pk), "--base", project.head_sha, "--json")
+    )
+
+    assert {c["path"]: c["status"] for c in report["changes"]} == committed
+    assert [c["path"] for c in report["changes"]] == sorted(committed)
+    # And the proposal's per-edit results are the preview's.
+    previewed = [edit for item in report["files"] for edit in item["edits"]]
+    assert sorted(previewed, key=lambda row: row["index"]) == sorted(
+        changeset.results, key=lambda row: row["index"]
+    )
+
+
+def test_the_mixed_preview_names_deletions_and_both_ends_of_a_rename(project, tmp_path):
+    file = tmp_path / "answer.md"
+    file.write_text(MIXED)
+
+    out = _run(str(file), "--repo", str(project.pk), "--base", "main")
+
+    changes = out.split("The commit would change:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert changes == [
+        "  deleted  README.md",
+        "  deleted  billing/checks.py",
+        "  modified billing/money.py",
+        "  added    billing/tax.py",
+        "  modified billing/views.py",
+        "  added    docs/README.md",
+    ]
+    assert "refused  billing/money.py/x.py: cannot create billing/money.py/x.py" in out

@@ -108,6 +108,37 @@ def test_a_clone_that_fails_leaves_nothing(workspace, owner, tmp_path, allow_loc
     assert not root.exists() or list(root.iterdir()) == []
 
 
+def test_a_repository_with_a_path_that_is_git_on_windows_is_refused_and_leaves_nothing(
+    workspace, owner, tmp_path, allow_local, data_dir
+):
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    _git("init", "-q", "-b", "main", cwd=evil)
+
+    def plumbing(*args: str, data: bytes) -> bytes:
+        return subprocess.run(
+            ["git", *args], input=data, cwd=evil, capture_output=True, check=True
+        ).stdout.strip()
+
+    # A work tree cannot even add it: git refuses "git~1" when it checks paths out or in.
+    blob = plumbing("hash-object", "-w", "--stdin", data=b"[core]\n\tfsmonitor = evil\n")
+    inner = plumbing("mktree", data=b"100644 blob " + blob + b"\tconfig\n")
+    tree = plumbing("mktree", data=b"040000 tree " + inner + b"\tgit~1\n")
+    _git(
+        "update-ref",
+        "refs/heads/main",
+        _git("commit-tree", "-m", "x", tree.decode(), cwd=evil),
+        cwd=evil,
+    )
+
+    with pytest.raises(TaskError, match=r"hasDotgit"):
+        services.repository_clone(workspace=workspace, user=owner, name="Evil", url=evil.as_uri())
+
+    assert not Repository.objects.exists()
+    root = data_dir / "repositories"
+    assert not root.exists() or list(root.iterdir()) == []
+
+
 def test_the_access_token_is_stored_encrypted_and_never_in_clear(
     workspace, member, upstream, allow_local
 ):

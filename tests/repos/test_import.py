@@ -155,6 +155,88 @@ def test_an_uploaded_git_folder_is_dropped(workspace, owner, tmp_path):
     assert paths == ["a.py"]
 
 
+def _fsck_strict(repository: Repository) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "--git-dir", str(repository.store_path), "fsck", "--strict", "--no-dangling"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "HOME": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"},
+    )
+
+
+def test_an_imported_archive_passes_git_fsck_strict(workspace, owner, tmp_path):
+    archive = tmp_path / "p.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data, mode in [
+            ("p/app.py", b"print(1)\n", 0o644),
+            ("p/bin/run", b"#!/bin/sh\n", 0o755),
+            ("p/.gitignore", b"*.pyc\n", 0o644),
+            ("p/.gitmodules", b'[submodule "x"]\n\tpath = x\n\turl = https://e.test/x\n', 0o644),
+            ("p/.git.d/notes.txt", b"not the .git folder\n", 0o644),
+            ("p/na\u00efve/\u00fcn\u00efcode.py", b"x = 1\n", 0o644),
+            ("p/.git/config", b"[core]\n\tfsmonitor = touch /tmp/pwned\n", 0o644),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("p/current")
+        link.type, link.linkname = tarfile.SYMTYPE, "app.py"
+        tar.addfile(link)
+    repository = _import(workspace, owner, archive)
+    second = tmp_path / "p2.zip"
+    make_zip({"p/app.py": "print(2)\n", "p/lib/new.py": "y = 2\n"}, second)
+    _import(workspace, owner, second, repository=repository)
+
+    result = _fsck_strict(repository)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error" not in result.stdout + result.stderr
+    assert len(GitStore(repository.store_path).log("main")) == 2
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "p/.git./config",
+        "p/.git /config",
+        "p/git~1/config",
+        "p/GIT~1/hooks/post-checkout",
+        "p/.git::$INDEX_ALLOCATION/config",
+        "p/.g\u200cit/config",
+        "p/sub/\ufeff.git/config",
+    ],
+)
+def test_an_archive_with_a_name_that_is_git_on_windows_or_macos_is_refused_and_leaves_nothing(
+    workspace, owner, tmp_path, data_dir, evil
+):
+    archive = tmp_path / "evil.zip"
+    make_zip({"p/a.py": "x", evil: "[core]\n\tfsmonitor = touch /tmp/pwned\n"}, archive)
+
+    with pytest.raises(TaskError) as refused:
+        _import(workspace, owner, archive)
+
+    message = str(refused.value)
+    assert message.startswith(f"The archive entry {evil!r} is inside .git (")
+    _nothing_left(data_dir)
+
+
+def test_a_refused_archive_leaves_an_existing_repository_as_it_was(workspace, owner, tmp_path):
+    first = tmp_path / "p.zip"
+    make_zip({"p/a.py": "x"}, first)
+    repository = _import(workspace, owner, first)
+    evil = tmp_path / "evil.zip"
+    make_zip({"p/a.py": "y", "p/git~1/config": "[core]\n"}, evil)
+
+    with pytest.raises(TaskError, match=r"Windows short name of \.git"):
+        _import(workspace, owner, evil, repository=repository)
+
+    head = repository.head_sha
+    repository.refresh_from_db()
+    assert repository.head_sha == head
+    assert GitStore(repository.store_path).resolve("main") == head
+    assert _fsck_strict(repository).returncode == 0
+
+
 def test_nested_archives_are_stored_as_files(workspace, owner, tmp_path):
     inner = io.BytesIO()
     make_zip({"x.py": "x"}, inner)

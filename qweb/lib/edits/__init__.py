@@ -34,10 +34,17 @@ Apply a whole answer, in answer order (later blocks see earlier blocks' results;
 takes effect where it stands, so blocks after it name the new path)::
 
     apply_answer(parsed: ParsedAnswer,
-                 read_file: Callable[[str], str | BinaryFile | None]) -> EditOutcome
+                 read_file: Callable[[str], str | BinaryFile | NotAFile | None],
+                 *, writable: Callable[[str], str | None] = anywhere) -> EditOutcome
 
     read_file(path) gets a cleaned relative path and returns the file's text at the base,
-    None when it does not exist, or BINARY_FILE for a file that is not text.
+    None when nothing is there, BINARY_FILE for a file that is not text, and FOLDER,
+    SYMLINK or SUBMODULE for what is not a file. Nothing is written into, through or in
+    place of a folder, link, submodule or file ("a/b" where "a" is a file, "a" where "a/"
+    is a folder, "link/x"): such edits and RENAME targets are refused with the reason, so
+    a commit of ``files`` never deletes anything the results do not name. ``writable(path)``
+    gives the reason a path may not be written (outside a scope), or None: operations on
+    it and RENAMEs onto it are refused, so a rename is never half applied.
 
     EditOutcome(files: dict[str, str | None],  # each path changed -> new text, None = delete
                 results: list[BlockResult],    # one per operation and per ParseProblem,
@@ -62,14 +69,18 @@ from __future__ import annotations
 
 from qweb.lib.edits.apply import (
     BINARY_FILE,
+    FOLDER,
     FUZZY_MIN_GAP,
     FUZZY_MIN_SCORE,
     MAX_FILE_BYTES,
     MAX_SEARCH_CHARS,
+    SUBMODULE,
+    SYMLINK,
     BinaryFile,
     BlockOutcome,
     BlockResult,
     EditOutcome,
+    NotAFile,
     apply_answer,
     apply_block,
 )
@@ -85,16 +96,20 @@ from qweb.lib.edits.paths import UnsafePath, clean_path
 
 __all__ = [
     "BINARY_FILE",
+    "FOLDER",
     "FUZZY_MIN_GAP",
     "FUZZY_MIN_SCORE",
     "MAX_FILE_BYTES",
     "MAX_SEARCH_CHARS",
+    "SUBMODULE",
+    "SYMLINK",
     "BinaryFile",
     "BlockOutcome",
     "BlockResult",
     "DeleteFile",
     "EditBlock",
     "EditOutcome",
+    "NotAFile",
     "ParseProblem",
     "ParsedAnswer",
     "RenameFile",

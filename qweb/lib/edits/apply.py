@@ -106,7 +106,27 @@ class BinaryFile:
 
 
 BINARY_FILE = BinaryFile()
-FileText = str | BinaryFile | None
+
+
+class NotAFile:
+    """What ``read_file`` returns for a path that holds no file: a folder, a link, a submodule.
+
+    Blocks are never applied there, and nothing is created through or in place of one:
+    git would replace the folder (with everything in it) or the link by the new file.
+    """
+
+    def __init__(self, name: str, what: str) -> None:
+        self.name = name
+        self.what = what
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+FOLDER = NotAFile("FOLDER", "a folder")
+SYMLINK = NotAFile("SYMLINK", "a symbolic link")
+SUBMODULE = NotAFile("SUBMODULE", "a submodule")
+FileText = str | BinaryFile | NotAFile | None
 
 
 @dataclass(frozen=True)
@@ -1163,8 +1183,11 @@ def _first_line(match: _Match) -> int:
 class _Files:
     """The files of one answer as operations change them, read from the base on demand."""
 
-    def __init__(self, read_file: Callable[[str], FileText]) -> None:
+    def __init__(
+        self, read_file: Callable[[str], FileText], writable: Callable[[str], str | None]
+    ) -> None:
         self.read_file = read_file
+        self.writable = writable
         self.base: dict[str, FileText] = {}
         self.current: dict[str, str | None] = {}
         self.gone: dict[str, str] = {}  # path -> why blocks on it are refused
@@ -1183,6 +1206,37 @@ class _Files:
     def write(self, path: str, text: str | None) -> None:
         self.text(path)  # remember the base, to tell later whether the file existed
         self.current[path] = text
+
+    def creation_problem(self, path: str) -> str | None:
+        """Why no new file can be written at ``path`` (``None``: nothing is in the way).
+
+        git has no file inside a file or a link, and no file that is also a folder: the
+        commit would delete what is there while the result said "created".
+        """
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            above = "/".join(parts[:end])
+            found = self.text(above)
+            if found is None or found is FOLDER:
+                continue
+            what = found.what if isinstance(found, NotAFile) else "a file"
+            return f"{above} is {what}, so nothing can be created inside it"
+        found = self.text(path)
+        if found is FOLDER:
+            return f"{path} is a folder; a file there would delete everything in it"
+        if isinstance(found, NotAFile):
+            return f"{path} is {found.what}; qweb does not replace it"
+        inside = next(
+            (
+                other
+                for other, text in self.current.items()
+                if text is not None and other.startswith(f"{path}/")
+            ),
+            None,
+        )
+        if inside is not None:
+            return f"{path} is a folder: {inside} was created earlier in this answer"
+        return None
 
     def changed_files(self) -> dict[str, str | None]:
         return {
@@ -1216,7 +1270,13 @@ def _usable(files: _Files, raw_path: str) -> tuple[str, str | None]:
         return raw_path, f"unsafe path: {unsafe.reason}"
     if path in files.gone:
         return path, files.gone[path]
-    return path, None
+    return path, files.writable(path)
+
+
+def _not_a_file(path: str, found: NotAFile) -> str:
+    if found is FOLDER:
+        return f"{path} is a folder, not a file"
+    return f"{path} is {found.what}; qweb does not change it"
 
 
 def _apply_edit(files: _Files, op: EditBlock) -> BlockResult:
@@ -1224,11 +1284,16 @@ def _apply_edit(files: _Files, op: EditBlock) -> BlockResult:
     if problem:
         return _result(op, path, _refused(problem))
     text = files.text(path)
+    if isinstance(text, NotAFile):
+        return _result(op, path, _refused(_not_a_file(path, text)))
     if isinstance(text, BinaryFile):
         return _result(op, path, _refused("binary file"))
     if text is None:
         if op.search.strip():
             return _result(op, path, _refused("no such file"))
+        problem = files.creation_problem(path)
+        if problem:
+            return _result(op, path, _refused(f"cannot create {path}: {problem}"))
         text = ""
     outcome = apply_block(text, op.search, op.replace)
     if outcome.text is not None:
@@ -1240,8 +1305,11 @@ def _apply_delete(files: _Files, op: DeleteFile) -> BlockResult:
     path, problem = _usable(files, op.path)
     if problem:
         return _result(op, path, _refused(problem))
-    if files.text(path) is None:
+    found = files.text(path)
+    if found is None:
         return _result(op, path, _refused("no such file"))
+    if isinstance(found, NotAFile):
+        return _result(op, path, _refused(_not_a_file(path, found)))
     files.write(path, None)
     files.gone[path] = "the file was deleted earlier in this answer"
     return _result(op, path, BlockOutcome(text="", how="deleted", confidence=1.0, reason=""))
@@ -1255,15 +1323,25 @@ def _apply_rename(files: _Files, op: RenameFile) -> BlockResult:
         new = clean_path(op.new_path)
     except UnsafePath as unsafe:
         return _result(op, old, _refused(f"unsafe new path: {unsafe.reason}"))
+    problem = files.writable(new)
+    if problem:
+        # Half a rename (the old file deleted, the new one never written) loses the file.
+        return _result(op, old, _refused(f"cannot rename to {new}: {problem}"))
     text = files.text(old)
     if text is None:
         return _result(op, old, _refused("no such file"))
+    if isinstance(text, NotAFile):
+        return _result(op, old, _refused(_not_a_file(old, text)))
     if isinstance(text, BinaryFile):
         return _result(op, old, _refused("binary file: it cannot be renamed here"))
     if new == old:
         return _result(op, old, _refused("RENAME to the same path"))
-    if files.text(new) is not None:
+    target = files.text(new)
+    if isinstance(target, str | BinaryFile):
         return _result(op, old, _refused(f"cannot rename to {new}: that file exists"))
+    problem = files.creation_problem(new)
+    if problem:
+        return _result(op, old, _refused(f"cannot rename to {new}: {problem}"))
     files.write(new, text)
     files.write(old, None)
     files.gone.pop(new, None)
@@ -1277,13 +1355,27 @@ def _apply_rename(files: _Files, op: RenameFile) -> BlockResult:
     )
 
 
-def apply_answer(parsed: ParsedAnswer, read_file: Callable[[str], FileText]) -> EditOutcome:
+def _anywhere(path: str) -> str | None:
+    return None
+
+
+def apply_answer(
+    parsed: ParsedAnswer,
+    read_file: Callable[[str], FileText],
+    *,
+    writable: Callable[[str], str | None] = _anywhere,
+) -> EditOutcome:
     """Apply every operation of ``parsed`` in answer order to files read from the base.
 
     ``read_file(path)`` gets a cleaned relative path and returns the file's text at the
-    base, None when there is no such file, or ``BINARY_FILE``.
+    base, None when there is nothing at that path, ``BINARY_FILE``, or for what is not a
+    file: ``FOLDER``, ``SYMLINK`` or ``SUBMODULE``. Only a reader that reports folders and
+    links lets the answer be refused where its commit would replace them.
+
+    ``writable(path)`` says why an operation may not write ``path`` (a scope, say), or
+    ``None``; an operation on such a path, or a RENAME onto one, is refused with that reason.
     """
-    files = _Files(read_file)
+    files = _Files(read_file, writable)
     results: list[BlockResult] = []
     for op in parsed.operations:
         if isinstance(op, EditBlock):

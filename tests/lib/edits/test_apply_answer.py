@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from qweb.lib.edits import BINARY_FILE, apply_answer, parse_answer
+import pytest
+
+from qweb.lib.edits import (
+    BINARY_FILE,
+    FOLDER,
+    SUBMODULE,
+    SYMLINK,
+    apply_answer,
+    parse_answer,
+)
 
 FENCE = "```"
 
@@ -26,6 +35,31 @@ class Repo:
 
 def apply(answer, files):
     return apply_answer(parse_answer(answer), Repo(files))
+
+
+class Tree(Repo):
+    """A base tree that also answers for folders, as a real repository reader does."""
+
+    def __call__(self, path):
+        self.reads.append(path)
+        if path in self.files:
+            return self.files[path]
+        return FOLDER if any(p.startswith(f"{path}/") for p in self.files) else None
+
+
+BASE = {
+    "sub/util.py": "def util():\n    pass\n",
+    "conf.d/a.py": "a = 1\n",
+    "conf.d/deep/b.py": "b = 1\n",
+    "docs/link": SYMLINK,
+    "vendor/lib": SUBMODULE,
+    "logo.png": BINARY_FILE,
+    "top.py": "top = 1\n",
+}
+
+
+def on_base(answer):
+    return apply_answer(parse_answer(answer), Tree(BASE))
 
 
 def test_it_applies_blocks_to_several_files_in_answer_order():
@@ -230,3 +264,142 @@ def test_a_crlf_answer_edits_a_crlf_file_and_keeps_it_crlf():
 
     assert outcome.files == {"w.py": "a = 1\r\nb = 3\r\nc = 3\r\n"}
     assert outcome.results[0].how == "exact"
+
+
+# -- nothing is written into, through or in place of what is there ----------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("sub/util.py/x.py", "cannot create sub/util.py/x.py: sub/util.py is a file"),
+        ("logo.png/x.py", "cannot create logo.png/x.py: logo.png is a file"),
+        ("docs/link/x.py", "cannot create docs/link/x.py: docs/link is a symbolic link"),
+        ("vendor/lib/x.py", "cannot create vendor/lib/x.py: vendor/lib is a submodule"),
+        ("conf.d", "conf.d is a folder, not a file"),
+        ("conf.d/deep", "conf.d/deep is a folder, not a file"),
+        ("docs/link", "docs/link is a symbolic link; qweb does not change it"),
+        ("vendor/lib", "vendor/lib is a submodule; qweb does not change it"),
+    ],
+)
+def test_a_file_is_never_created_inside_or_in_place_of_what_is_there(path, reason):
+    outcome = on_base(block(path, "", "x = 1\n"))
+
+    assert outcome.files == {}
+    [result] = outcome.results
+    assert result.status == "refused"
+    assert result.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("path", ["docs/link", "vendor/lib", "conf.d"])
+def test_links_submodules_and_folders_are_neither_edited_nor_deleted(path):
+    outcome = on_base(block(path, "x\n", "y\n") + f"DELETE {path}\n")
+
+    assert outcome.files == {}
+    assert [r.status for r in outcome.results] == ["refused", "refused"]
+    assert all(r.reason.startswith(path) for r in outcome.results)
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("sub/util.py/top.py", "cannot rename to sub/util.py/top.py: sub/util.py is a file"),
+        ("docs/link/top.py", "cannot rename to docs/link/top.py: docs/link is a symbolic link"),
+        ("conf.d", "cannot rename to conf.d: conf.d is a folder"),
+        ("docs/link", "cannot rename to docs/link: docs/link is a symbolic link"),
+        ("vendor/lib", "cannot rename to vendor/lib: vendor/lib is a submodule"),
+        ("logo.png", "cannot rename to logo.png: that file exists"),
+    ],
+)
+def test_a_rename_never_lands_inside_or_in_place_of_what_is_there(target, reason):
+    outcome = on_base(f"RENAME top.py -> {target}\n")
+
+    assert outcome.files == {}
+    assert outcome.results[0].reason.startswith(reason)
+
+
+def test_links_and_submodules_are_not_renamed():
+    outcome = on_base("RENAME docs/link -> docs/other\nRENAME vendor/lib -> vendor/lib2\n")
+
+    assert outcome.files == {}
+    assert [r.reason for r in outcome.results] == [
+        "docs/link is a symbolic link; qweb does not change it",
+        "vendor/lib is a submodule; qweb does not change it",
+    ]
+
+
+def test_files_created_by_the_answer_are_in_the_way_of_later_ones():
+    # A reader that knows no folders at all: what the answer itself made still counts.
+    outcome = apply(
+        block("new.py", "", "n = 1\n")
+        + block("new.py/x.py", "", "x = 1\n")
+        + block("mk.d/x.py", "", "x = 1\n")
+        + block("mk.d", "", "m = 1\n")
+        + "RENAME old.py -> mk.d\n",
+        {"old.py": "o = 1\n"},
+    )
+
+    assert outcome.files == {"new.py": "n = 1\n", "mk.d/x.py": "x = 1\n"}
+    assert [r.reason for r in outcome.results if r.status == "refused"] == [
+        "cannot create new.py/x.py: new.py is a file, so nothing can be created inside it",
+        "cannot create mk.d: mk.d is a folder: mk.d/x.py was created earlier in this answer",
+        "cannot rename to mk.d: mk.d is a folder: mk.d/x.py was created earlier in this answer",
+    ]
+
+
+def test_a_file_deleted_earlier_in_the_answer_can_become_a_folder():
+    outcome = on_base("DELETE sub/util.py\n\n" + block("sub/util.py/x.py", "", "x = 1\n"))
+
+    # The commit deletes sub/util.py, and the results say so.
+    assert outcome.files == {"sub/util.py": None, "sub/util.py/x.py": "x = 1\n"}
+    assert [r.how for r in outcome.results] == ["deleted", "created"]
+
+
+def test_a_folder_stays_a_folder_even_when_the_answer_deletes_its_files():
+    outcome = on_base(
+        "DELETE conf.d/a.py\nDELETE conf.d/deep/b.py\n\n" + block("conf.d", "", "p\n")
+    )
+
+    assert outcome.files == {"conf.d/a.py": None, "conf.d/deep/b.py": None}
+    assert outcome.results[2].reason == "conf.d is a folder, not a file"
+
+
+def test_edits_of_existing_files_read_nothing_else():
+    tree = Tree(BASE)
+
+    outcome = apply_answer(parse_answer(block("conf.d/deep/b.py", "b = 1\n", "b = 2\n")), tree)
+
+    assert outcome.files == {"conf.d/deep/b.py": "b = 2\n"}
+    assert tree.reads == ["conf.d/deep/b.py"]
+
+
+def inside_src(path):
+    return None if path.startswith("src/") else "outside the scope"
+
+
+def test_paths_that_may_not_be_written_are_refused_with_the_callers_reason():
+    outcome = apply_answer(
+        parse_answer(
+            block("src/a.py", "a\n", "b\n") + block("docs/x.md", "", "x\n") + "DELETE top.py\n"
+        ),
+        Repo({"src/a.py": "a\n", "top.py": "t\n"}),
+        writable=inside_src,
+    )
+
+    assert outcome.files == {"src/a.py": "b\n"}
+    assert [r.reason for r in outcome.results] == ["", "outside the scope", "outside the scope"]
+
+
+def test_a_rename_across_the_writable_boundary_is_refused_whole():
+    # Before: the old file was deleted and the new one dropped, or the other way round.
+    outcome = apply_answer(
+        parse_answer("RENAME src/a.py -> docs/a.py\nRENAME top.py -> src/top.py\n"),
+        Repo({"src/a.py": "a\n", "top.py": "t\n"}),
+        writable=inside_src,
+    )
+
+    assert outcome.files == {}
+    assert [r.reason for r in outcome.results] == [
+        "cannot rename to docs/a.py: outside the scope",
+        "outside the scope",
+    ]

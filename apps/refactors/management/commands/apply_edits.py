@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = (
         "Apply a saved model answer's SEARCH/REPLACE edits to a commit, as a refactor proposal "
         "does, without writing anything: per-file results (applied how, with what confidence, "
-        "or refused and why) and git's unified diff of the result."
+        "or refused and why), every path the commit would change and git's unified diff."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -74,6 +74,13 @@ class Command(BaseCommand):
                     self.stdout.write(f"  applied  {item['path']}{where} ({detail})")
                 else:
                     self.stdout.write(f"  refused  {item['path'] or '(no file)'}: {edit['reason']}")
+        if preview["changes"]:
+            # What the proposal's commit would change, deletions and both ends of a rename
+            # included: the per-edit lines above name only the path each edit was given.
+            self.stdout.write("")
+            self.stdout.write("The commit would change:")
+            for change in preview["changes"]:
+                self.stdout.write(f"  {change['status']:<8} {change['path']}")
         if preview["diff"]:
             self.stdout.write("")
             self.stdout.write(preview["diff"].rstrip("\n"))
