@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "qweb.middleware.GitFailureMiddleware",
 ]
 
 ROOT_URLCONF = "qweb.urls"
@@ -241,6 +242,9 @@ DEFAULT_FROM_EMAIL = env.str("QWEB_EMAIL_FROM", "qweb <qweb@localhost>")
 # Background tasks run on a thread of the web process unless separate workers run them
 # (the default once REDIS_URL says this is a multi-process deployment).
 QWEB_EMBEDDED_WORKER = env.bool("QWEB_EMBEDDED_WORKER", not REDIS_URL)
+# A task runner renews its claim every third of this while the task runs; a claim not renewed
+# for this long is a dead runner's: the task is retried or failed and its files removed.
+QWEB_TASK_LEASE_S = env.int("QWEB_TASK_LEASE_S", 60, minimum=1)
 
 # Repositories: limits on uploads and clones (sizes in MiB).
 QWEB_UPLOAD_MAX_MB = env.int("QWEB_UPLOAD_MAX_MB", 200, minimum=1)

@@ -2,7 +2,9 @@
 
 It runs as `manage.py run_tasks` in its own process (team deployments) or as a thread inside
 the web process (the embedded setup). Handlers take the task's id and a ``Progress``; they
-raise ``TaskError`` with a message for the user when they refuse the work.
+raise ``TaskError`` with a message for the user when they refuse the work. Temporary files go
+in ``attempt_folder(task)``, which is removed when the handler returns; a runner that starts
+removes what crashed runners left (``task_leftovers_remove``).
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
+from apps.ops import files
 from apps.ops.models import Task
 from apps.ops.services import (
     TaskError,
+    lease,
     task_claim,
     task_complete,
     task_fail,
+    task_files_tidy,
+    task_lease_renew,
+    task_leftovers_remove,
     task_release,
     task_report_progress,
 )
@@ -75,6 +84,50 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+def attempt_folder(task: Task) -> Path:
+    """The folder for this attempt's temporary files; removed when the handler returns."""
+    return files.attempt_dir(task.pk, task.attempts)
+
+
+class LeaseKeeper:
+    """Renews a running task's lease on a thread of its own while the handler works.
+
+    A long step without progress (a big fast-import) then never lets the lease lapse: it runs
+    out only when the process is gone, which is what lets others clean up after it.
+    """
+
+    def __init__(self, task_id: int, worker: str) -> None:
+        self.task_id = task_id
+        self.worker = worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"qweb-lease-{task_id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = lease().total_seconds() / 3
+        try:
+            while not self._stop.wait(interval):
+                # Cancelled or taken over: the handler learns it at its next progress report.
+                if not task_lease_renew(task_id=self.task_id, worker=self.worker):
+                    return
+        except Exception:
+            logger.exception("Task %s: renewing the lease failed", self.task_id)
+        finally:
+            connection.close()
+
+
 def run_task(task: Task, worker: str) -> None:
     """Run one claimed task to its end state."""
     handler = _handlers.get(task.kind)
@@ -84,9 +137,11 @@ def run_task(task: Task, worker: str) -> None:
         )
         return
     try:
-        result = handler(task, Progress(task.pk, worker))
+        with LeaseKeeper(task.pk, worker):
+            result = handler(task, Progress(task.pk, worker))
     except TaskCancelled:
         logger.info("Task %s stopped: cancelled or taken over", task.pk)
+        task_files_tidy(task_id=task.pk)
     except TaskError as error:
         task_fail(task_id=task.pk, worker=worker, error=str(error))
     except Exception:
@@ -98,10 +153,16 @@ def run_task(task: Task, worker: str) -> None:
         )
     else:
         task_complete(task_id=task.pk, worker=worker, result=result)
+    finally:
+        # Whatever happened, this attempt is over: its temporary files are no use to anyone.
+        files.remove(files.attempt_path(task.pk, task.attempts))
 
 
 class TaskRunner:
     """Claims and runs tasks until ``stop()``; finishes the current task before returning."""
+
+    # Leftovers are looked for when the runner starts and then this often.
+    sweep_interval_s = 600.0
 
     def __init__(
         self, *, worker: str | None = None, kinds: list[str] | None = None, poll: float = 0.5
@@ -111,6 +172,7 @@ class TaskRunner:
         self.poll = poll
         self._stop = threading.Event()
         self.current: int | None = None
+        self._swept_at: float | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,11 +189,21 @@ class TaskRunner:
             self.current = None
         return True
 
+    def remove_leftovers(self) -> None:
+        """Remove what tasks that no longer run left on disk (see ``task_leftovers_remove``)."""
+        self._swept_at = time.monotonic()
+        try:
+            task_leftovers_remove()
+        except Exception:
+            logger.exception("Task runner %s: removing leftovers failed", self.worker)
+
     def run_forever(self) -> None:
         logger.info("Task runner %s started for %s", self.worker, self.kinds or registered_kinds())
         while not self._stop.is_set():
             # A long-lived loop must drop connections the database closed meanwhile.
             close_old_connections()
+            if self._swept_at is None or time.monotonic() - self._swept_at > self.sweep_interval_s:
+                self.remove_leftovers()
             try:
                 ran = self.run_once()
             except Exception:

@@ -1,19 +1,37 @@
-"""Writes for background tasks: enqueue, claim with a lease, report progress, finish."""
+"""Writes for background tasks: enqueue, claim with a lease, report progress, finish.
+
+A task's files (``apps.ops.files``) follow its row: an attempt's temporary files go when the
+attempt ends or its lease is given up, the task's inputs when the task ends, and what a
+crashed process left is found and removed when a runner starts (``task_leftovers_remove``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import timedelta
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.ops import files
 from apps.ops.events import TaskProgress, task_broadcast
 from apps.ops.models import Task
 
-LEASE = timedelta(seconds=60)
+logger = logging.getLogger(__name__)
+
+# A folder or staged file no task row explains is left this long: its task may be queued in
+# a transaction that has not committed yet.
+ORPHAN_GRACE_S = 3600
+
+
+def lease() -> timedelta:
+    """How long a claim holds without being renewed (``QWEB_TASK_LEASE_S``)."""
+    return timedelta(seconds=settings.QWEB_TASK_LEASE_S)
 
 
 class ProgressReporter(Protocol):
@@ -37,15 +55,32 @@ def task_enqueue(
     workspace_id: int | None = None,
     created_by_id: int | None = None,
     max_attempts: int = 2,
+    inputs: Mapping[str, Path] | None = None,
 ) -> Task:
-    """Queue a task; workers pick it up once the surrounding transaction commits."""
-    return Task.objects.create(
+    """Queue a task; workers pick it up once the surrounding transaction commits.
+
+    ``inputs`` are files handed to the task (from ``files.staging_path``): each moves into
+    the task's folder, its new path goes into the payload under its key, and it is removed
+    when the task ends.
+    """
+    task = Task.objects.create(
         kind=kind,
         payload=payload,
         workspace_id=workspace_id,
         created_by_id=created_by_id,
         max_attempts=max_attempts,
     )
+    # A folder already there is another life's (a database restored or reset since).
+    files.remove(files.task_dir(task.pk))
+    if inputs:
+        try:
+            for key, path in inputs.items():
+                task.payload[key] = str(files.input_adopt(task.pk, Path(path)))
+            task.save(update_fields=["payload"])
+        except BaseException:
+            files.remove(files.task_dir(task.pk))
+            raise
+    return task
 
 
 def task_claim(*, worker: str, kinds: Iterable[str], limit: int = 1) -> list[Task]:
@@ -57,7 +92,7 @@ def task_claim(*, worker: str, kinds: Iterable[str], limit: int = 1) -> list[Tas
     now = timezone.now()
     kinds = list(kinds)
     with transaction.atomic():
-        _fail_exhausted(kinds, now)
+        failed = _fail_exhausted(kinds, now)
         candidates = list(
             Task.objects.select_for_update(skip_locked=True)
             .filter(kind__in=kinds)
@@ -69,13 +104,17 @@ def task_claim(*, worker: str, kinds: Iterable[str], limit: int = 1) -> list[Tas
             task.state = Task.State.RUNNING
             task.worker = worker
             task.attempts += 1
-            task.lease_until = now + LEASE
+            task.lease_until = now + lease()
             task.started_at = task.started_at or now
             task.save(update_fields=["state", "worker", "attempts", "lease_until", "started_at"])
+    # Taken over or failed: what the dead attempts left goes (files are never touched under
+    # the row locks).
+    for task_id in [*failed, *(task.pk for task in candidates)]:
+        task_files_tidy(task_id=task_id)
     return candidates
 
 
-def _fail_exhausted(kinds: list[str], now: Any) -> None:
+def _fail_exhausted(kinds: list[str], now: Any) -> list[int]:
     """Tasks whose last attempt's worker died are failed, not retried forever."""
     exhausted = Task.objects.filter(
         kind__in=kinds,
@@ -83,8 +122,11 @@ def _fail_exhausted(kinds: list[str], now: Any) -> None:
         lease_until__lt=now,
         attempts__gte=F("max_attempts"),
     )
+    failed = []
     for task in exhausted.select_for_update(skip_locked=True):
         _finish(task, Task.State.FAILED, error="The worker running this task stopped. Try again.")
+        failed.append(task.pk)
+    return failed
 
 
 def task_report_progress(*, task_id: int, worker: str, progress: float, label: str) -> bool:
@@ -92,7 +134,7 @@ def task_report_progress(*, task_id: int, worker: str, progress: float, label: s
     updated = Task.objects.filter(pk=task_id, worker=worker, state=Task.State.RUNNING).update(
         progress=max(0.0, min(1.0, progress)),
         progress_label=label[:200],
-        lease_until=timezone.now() + LEASE,
+        lease_until=timezone.now() + lease(),
     )
     if updated:
         task_broadcast(
@@ -106,6 +148,15 @@ def task_report_progress(*, task_id: int, worker: str, progress: float, label: s
             )
         )
     return bool(updated)
+
+
+def task_lease_renew(*, task_id: int, worker: str) -> bool:
+    """Extend a running task's lease; False when it was cancelled or taken over."""
+    return bool(
+        Task.objects.filter(pk=task_id, worker=worker, state=Task.State.RUNNING).update(
+            lease_until=timezone.now() + lease()
+        )
+    )
 
 
 def _finish(task: Task, state: str, *, error: str = "", result: Any = None) -> None:
@@ -146,6 +197,7 @@ def task_complete(*, task_id: int, worker: str, result: Any = None) -> None:
         task = Task.objects.select_for_update().filter(pk=task_id, worker=worker).first()
         if task is not None and task.state == Task.State.RUNNING:
             _finish(task, Task.State.DONE, result=result)
+    task_files_tidy(task_id=task_id)
 
 
 def task_fail(*, task_id: int, worker: str, error: str) -> None:
@@ -154,6 +206,7 @@ def task_fail(*, task_id: int, worker: str, error: str) -> None:
         task = Task.objects.select_for_update().filter(pk=task_id, worker=worker).first()
         if task is not None and task.state == Task.State.RUNNING:
             _finish(task, Task.State.FAILED, error=error)
+    task_files_tidy(task_id=task_id)
 
 
 def task_release(*, task_id: int, worker: str) -> None:
@@ -165,3 +218,53 @@ def task_release(*, task_id: int, worker: str) -> None:
         lease_until=None,
         attempts=F("attempts") - 1,
     )
+
+
+def task_files_tidy(*, task_id: int) -> list[Path]:
+    """Remove the task's files that nothing can use any more, as its row now says."""
+    return _tidy(task_id, Task.objects.filter(pk=task_id).first(), timezone.now())
+
+
+def task_leftovers_remove() -> list[Path]:
+    """Remove what tasks that no longer run left on disk (a crashed or killed process's).
+
+    Every folder is judged by its task's row: an ended task's folder goes whole; a task that
+    is queued, or whose lease ran out, keeps only its inputs (for the retry); a running task
+    with a live lease, on any worker, keeps its current attempt. Returns what was removed.
+    """
+    now = timezone.now()  # read first: a lease that lapses meanwhile still counts as live
+    on_disk = files.tasks_on_disk()
+    rows = Task.objects.only("state", "attempts", "lease_until").in_bulk(list(on_disk))
+    removed = []
+    for task_id in sorted(on_disk):
+        removed += _tidy(task_id, rows.get(task_id), now)
+    for path in files.staged_older_than(ORPHAN_GRACE_S):
+        files.remove(path)
+        removed.append(path)
+    if removed:
+        logger.info("Removed %d leftovers of tasks that no longer run", len(removed))
+    return removed
+
+
+def _tidy(task_id: int, task: Task | None, now: datetime) -> list[Path]:
+    folder = files.task_dir(task_id)
+    if task is None:
+        # Not committed yet, or rolled back: judged once it has had time to commit.
+        if folder.exists() and files.age_s(folder) > ORPHAN_GRACE_S:
+            files.remove(folder)
+            return [folder]
+        return []
+    if task.is_finished:
+        if folder.exists():
+            files.remove(folder)
+            return [folder]
+        return []
+    live = task.state == Task.State.RUNNING and task.lease_until and task.lease_until >= now
+    # Attempts above the one read here were claimed since, by a live worker.
+    last_dead = task.attempts - 1 if live else task.attempts
+    removed = []
+    for attempt, path in files.attempts_on_disk(task_id).items():
+        if attempt <= last_dead:
+            files.remove(path)
+            removed.append(path)
+    return removed

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import User
+from apps.ops import files as task_files
 from apps.ops.models import Task
 from apps.ops.services import ProgressReporter, TaskError, no_progress, task_enqueue
 from apps.repos.models import IndexedCommit, Repository, repositories_root
@@ -27,6 +28,7 @@ from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
 from qweb.crypto import decrypt_secret, encrypt_secret
 from qweb.lib.archives import ArchiveError, ArchiveLimits, read_archive
+from qweb.lib.gitident import GitIdentity, git_identity
 from qweb.lib.gitstore import GitStore, GitStoreError, SshOptions
 from qweb.lib.urlsafety import UnsafeUrlError, check_clone_url
 
@@ -42,12 +44,6 @@ def archive_limits() -> ArchiveLimits:
         max_file_bytes=settings.QWEB_ARCHIVE_MAX_FILE_MB * _MB,
         max_ratio=float(settings.QWEB_ARCHIVE_MAX_RATIO),
     )
-
-
-def _uploads_root() -> Path:
-    root = Path(settings.DATA_DIR) / "uploads"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _clean_name(workspace: Workspace, name: str, repository: Repository | None) -> tuple[str, str]:
@@ -91,10 +87,12 @@ def repository_import_enqueue(
         raise ValidationError(
             {"archive": f"The archive is larger than the {settings.QWEB_UPLOAD_MAX_MB} MB limit."}
         )
-    upload_path = _uploads_root() / f"{uuid.uuid4().hex}.upload"
-    with upload_path.open("wb") as target:
-        shutil.copyfileobj(archive, target, 1024 * 1024)
+    # Staged, then handed to the task: it lives in the task's folder and goes when the task
+    # ends, whatever ends it (apps/ops/files.py).
+    upload_path = task_files.staging_path(".upload")
     try:
+        with upload_path.open("wb") as target:
+            shutil.copyfileobj(archive, target, 1024 * 1024)
         with transaction.atomic():
             return task_enqueue(
                 kind="repo.import",
@@ -104,9 +102,9 @@ def repository_import_enqueue(
                     "name": name,
                     "slug": slug,
                     "filename": Path(filename).name,
-                    "upload_path": str(upload_path),
                     "repository_id": repository.pk if repository else None,
                 },
+                inputs={"upload_path": upload_path},
                 workspace_id=actor.workspace_id,
                 created_by_id=actor.user_id,
                 max_attempts=1,
@@ -125,15 +123,21 @@ def repository_import_archive(
     filename: str,
     repository: Repository | None = None,
     progress: ProgressReporter = no_progress,
+    scratch: Path | None = None,
 ) -> Repository:
     """Validate an archive and write it as the next commit of a (new) repository.
 
     Raises ``TaskError`` with the reason when the archive is refused; nothing is left behind.
+    ``scratch`` is where the unpacked files and the new store are built (a task's attempt
+    folder, so a crash's leftovers are known to be the task's); the system's temporary
+    folder and the repositories folder otherwise.
     """
     name, slug = _clean_name_or_task_error(workspace, name, repository)
     progress(0.05, "Checking the archive", force=True)
     try:
-        extracted = read_archive(archive_path, filename=filename, limits=archive_limits())
+        extracted = read_archive(
+            archive_path, filename=filename, limits=archive_limits(), temp_dir=scratch
+        )
     except ArchiveError as error:
         raise TaskError(error.message) from None
     with extracted:
@@ -143,7 +147,9 @@ def repository_import_archive(
         message = f"Upload {filename}"
         if repository is not None:
             return _commit_to_existing(repository, extracted.entries, user, message)
-        return _create_from_entries(workspace, user, name, slug, extracted.entries, message)
+        return _create_from_entries(
+            workspace, user, name, slug, extracted.entries, message, scratch
+        )
 
 
 def _clean_name_or_task_error(
@@ -155,22 +161,28 @@ def _clean_name_or_task_error(
         raise TaskError(" ".join(error.messages)) from None
 
 
-def _author(user: User) -> tuple[str, str]:
-    return (user.name or user.email.split("@")[0]), user.email
+def _author(user: User) -> GitIdentity:
+    return git_identity(user.name, user.email)
 
 
-def _new_store_dir() -> tuple[str, Path]:
+def _new_store_dir(scratch: Path | None) -> tuple[str, Path]:
     root = repositories_root()
     root.mkdir(parents=True, exist_ok=True)
     store_name = f"{uuid.uuid4().hex}.git"
     # Built under a temporary name and renamed into place only once complete.
-    return store_name, root / f".incoming-{store_name}"
+    return store_name, (scratch or root) / f".incoming-{store_name}"
 
 
 def _create_from_entries(
-    workspace: Workspace, user: User, name: str, slug: str, entries: list[Any], message: str
+    workspace: Workspace,
+    user: User,
+    name: str,
+    slug: str,
+    entries: list[Any],
+    message: str,
+    scratch: Path | None,
 ) -> Repository:
-    store_name, temp_path = _new_store_dir()
+    store_name, temp_path = _new_store_dir(scratch)
     try:
         store = GitStore.init(temp_path, "main")
         author_name, author_email = _author(user)
@@ -351,13 +363,14 @@ def repository_clone(
     branch: str | None = None,
     token: str | None = None,
     progress: ProgressReporter = no_progress,
+    scratch: Path | None = None,
 ) -> Repository:
-    """Clone ``url`` (shallow, one branch) into a new repository."""
+    """Clone ``url`` (shallow, one branch) into a new repository (built in ``scratch``)."""
     name, slug = _clean_name_or_task_error(workspace, name, None)
     # Resolved again here, and git connects to exactly the address that was checked.
     checked = _check_url(url)
     progress(0.1, "Cloning", force=True)
-    store_name, temp_path = _new_store_dir()
+    store_name, temp_path = _new_store_dir(scratch)
     try:
         store = GitStore.clone(
             checked.url, temp_path, branch=branch, token=token or None, **_remote_options(checked)

@@ -7,7 +7,7 @@ from typing import Any
 
 from apps.accounts.models import User
 from apps.ops.models import Task
-from apps.ops.runner import Progress, register
+from apps.ops.runner import Progress, attempt_folder, register
 from apps.repos import services
 from apps.repos.indexing import index_commit
 from apps.repos.models import IndexedCommit, Repository
@@ -18,23 +18,21 @@ from qweb.crypto import decrypt_secret
 @register("repo.import")
 def import_archive(task: Task, progress: Progress) -> dict[str, Any]:
     payload = task.payload
-    upload = Path(payload["upload_path"])
-    try:
-        repository = services.repository_import_archive(
-            workspace=Workspace.objects.get(pk=payload["workspace_id"]),
-            user=User.objects.get(pk=payload["user_id"]),
-            name=payload["name"],
-            archive_path=upload,
-            filename=payload["filename"],
-            repository=(
-                Repository.objects.get(pk=payload["repository_id"])
-                if payload.get("repository_id")
-                else None
-            ),
-            progress=progress,
-        )
-    finally:
-        upload.unlink(missing_ok=True)
+    # The upload is the task's input: it stays for the task's life and goes when it ends.
+    repository = services.repository_import_archive(
+        workspace=Workspace.objects.get(pk=payload["workspace_id"]),
+        user=User.objects.get(pk=payload["user_id"]),
+        name=payload["name"],
+        archive_path=Path(payload["upload_path"]),
+        filename=payload["filename"],
+        repository=(
+            Repository.objects.get(pk=payload["repository_id"])
+            if payload.get("repository_id")
+            else None
+        ),
+        progress=progress,
+        scratch=attempt_folder(task),
+    )
     return {"repository_id": repository.pk, "head_sha": repository.head_sha}
 
 
@@ -49,6 +47,7 @@ def clone(task: Task, progress: Progress) -> dict[str, Any]:
         branch=payload.get("branch"),
         token=decrypt_secret(payload["token"]) if payload.get("token") else None,
         progress=progress,
+        scratch=attempt_folder(task),
     )
     return {"repository_id": repository.pk, "head_sha": repository.head_sha}
 

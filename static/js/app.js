@@ -99,9 +99,12 @@
   });
   document.addEventListener("htmx:afterSettle", autoDismiss);
   document.addEventListener("htmx:responseError", function (event) {
-    var status = event.detail.xhr.status;
+    var xhr = event.detail.xhr;
+    var status = xhr.status;
     if (status === 400) return;  // forms re-render with their errors
-    toast(status === 403 ? "Your role doesn't allow that." :
+    // A git failure comes with its reason as one line of text (qweb/middleware.py).
+    var reason = status === 503 && /^text\/plain/.test(xhr.getResponseHeader("Content-Type") || "");
+    toast(reason ? xhr.responseText.slice(0, 500) : status === 403 ? "Your role doesn't allow that." :
           status === 404 ? "That no longer exists." : "Something went wrong (" + status + "). Try again.", "error");
   });
   // 400 responses carry re-rendered forms: let htmx swap them in.

@@ -293,6 +293,67 @@ def test_a_conflicting_move_of_the_branch_is_reported_and_nothing_is_written(
     assert not record.result_commit
 
 
+@pytest.mark.parametrize(
+    ("name", "recorded"),
+    [
+        ("Alice <alice@corp>", "Alice alice@corp"),
+        ("Alice\nSmith", "Alice Smith"),
+        ("<>", "owner"),
+        ("Zoë 李", "Zoë 李"),
+        ("Ada " + "x" * 146, "Ada " + "x" * 146),
+    ],
+)
+def test_a_user_whose_name_git_cannot_store_applies_under_the_cleaned_name(
+    project, propose, owner, membership_of, name, recorded
+):
+    owner.name, owner.email = name, "owner@example.com"
+    owner.save()
+    changeset = propose(RENAME)
+    services.decisions_all(membership=membership_of(owner), changeset=changeset, verdict="accept")
+    record = services.changeset_apply(membership=membership_of(owner), changeset=changeset)
+    assert record.state == Apply.State.APPLIED
+    [commit] = GitStore(project.store_path).log(record.result_commit, limit=1)
+    assert (commit.author_name, commit.author_email) == (recorded, "owner@example.com")
+    assert (commit.committer_name, commit.committer_email) == (recorded, "owner@example.com")
+
+
+def refuse_new_objects(store_path) -> None:
+    """Damage a store so git can read it but not write a new object (like a full disk)."""
+    objects = store_path / "objects"
+    for n in range(256):
+        fan_out = objects / f"{n:02x}"
+        if not fan_out.exists():
+            fan_out.write_bytes(b"")
+
+
+def test_a_git_failure_while_applying_is_refused_with_gits_reason_and_nothing_saved(
+    project, propose, owner, membership_of
+):
+    changeset = propose(RENAME)
+    services.decisions_all(membership=membership_of(owner), changeset=changeset, verdict="accept")
+    # Every object the apply needs exists but its commit: git fails writing that one.
+    refuse_new_objects(project.store_path)
+    with pytest.raises(ValidationError, match="git store failed") as refused:
+        services.changeset_apply(membership=membership_of(owner), changeset=changeset)
+    assert "\n" not in str(refused.value.messages[0])
+    assert not Apply.objects.exists()
+    assert RefactorSession.objects.get().state != RefactorSession.State.APPLIED
+    store = GitStore(project.store_path)
+    assert store.resolve_optional("refs/heads/" + changeset.session.branch_name) is None
+
+
+def test_a_damaged_store_refuses_the_apply_instead_of_crashing(
+    project, propose, owner, membership_of
+):
+    changeset = propose(RENAME)
+    services.decisions_all(membership=membership_of(owner), changeset=changeset, verdict="accept")
+    for pack in (project.store_path / "objects" / "pack").iterdir():
+        pack.unlink()
+    with pytest.raises(ValidationError, match="git store failed"):
+        services.changeset_apply(membership=membership_of(owner), changeset=changeset)
+    assert not Apply.objects.exists()
+
+
 def test_members_review_but_only_admins_apply(project, propose, member, owner, membership_of):
     changeset = propose(RENAME)
     services.decisions_all(membership=membership_of(member), changeset=changeset, verdict="accept")

@@ -22,7 +22,7 @@ from apps.refactors.models import (
     ReviewComment,
 )
 from qweb.lib.gitstore import GitStore
-from tests.refactors.test_flow import RENAME, read
+from tests.refactors.test_flow import RENAME, read, refuse_new_objects
 from tests.repos.conftest import make_zip
 
 # RENAME with the views.py call site's edit broken: three edits apply, one is refused.
@@ -716,6 +716,23 @@ def test_applying_with_nothing_accepted_is_explained(client, ready, admin):
     response = client.post(changeset_url("apply", ready), {"target": "branch"}, follow=True)
 
     assert messages_of(response) == ["Accept at least one change before applying."]
+    assert not Apply.objects.exists()
+
+
+def test_a_git_failure_while_applying_is_a_message_not_a_server_error(
+    client, ready, admin, membership_of
+):
+    admin.name = "Alice <alice@corp>"
+    admin.save()
+    _accept_all(ready, membership_of(admin))
+    refuse_new_objects(ready.session.repository.store_path)
+    client.force_login(admin)
+
+    response = client.post(changeset_url("apply", ready), {"target": "branch"}, follow=True)
+
+    assert response.status_code == 200
+    [message] = messages_of(response)
+    assert message.startswith("The repository's git store failed: git commit-tree failed")
     assert not Apply.objects.exists()
 
 

@@ -47,6 +47,13 @@ def _nothing_left(data_dir: Path) -> None:
     assert not repos.exists() or list(repos.iterdir()) == []
 
 
+def _no_task_files(data_dir: Path) -> None:
+    """No upload, unpacked archive or half-built store of any task is left."""
+    tasks = data_dir / "tasks"
+    assert not tasks.exists() or [p for p in tasks.rglob("*") if not p.is_dir()] == []
+    assert not tasks.exists() or [p.name for p in tasks.iterdir()] in ([], ["staging"])
+
+
 def test_an_archive_becomes_the_first_commit_of_a_new_repository(
     workspace, owner, tmp_path, data_dir
 ):
@@ -266,7 +273,7 @@ def test_a_viewer_cannot_queue_an_import(workspace, viewer, tmp_path, data_dir):
             actor=membership, name="P", archive=io.BytesIO(b"x"), filename="p.zip", size=1
         )
     assert not Task.objects.exists()
-    assert not (data_dir / "uploads").exists() or not list((data_dir / "uploads").iterdir())
+    _no_task_files(data_dir)
 
 
 def test_a_wrong_extension_is_refused_at_upload(workspace, member, data_dir):
@@ -296,7 +303,46 @@ def test_a_queued_import_runs_in_the_background_and_removes_the_upload(
     task.refresh_from_db()
     assert task.state == Task.State.DONE, task.error
     assert Repository.objects.get(pk=task.result["repository_id"]).slug == "p"
-    assert list((data_dir / "uploads").iterdir()) == []
+    _no_task_files(data_dir)
+
+
+@pytest.mark.parametrize(
+    ("name", "recorded"),
+    [
+        ("Alice <alice@corp>", "Alice alice@corp"),
+        ("Alice\nSmith\r\n", "Alice Smith"),
+        ("<>", "alice"),
+        ("", "alice"),
+        ("Zoë 李 ", "Zoë 李"),
+        ("Ada " + "x" * 146, "Ada " + "x" * 146),
+    ],
+)
+def test_a_user_whose_name_git_cannot_store_imports_under_the_cleaned_name(
+    workspace, member, tmp_path, data_dir, name, recorded
+):
+    member.name, member.email = name, "alice@corp.example"
+    member.save()
+    archive = tmp_path / "p.zip"
+    make_zip({"p/a.py": "x"}, archive)
+    with archive.open("rb") as handle:
+        task = services.repository_import_enqueue(
+            actor=Membership.objects.get(user=member),
+            name="P",
+            archive=handle,
+            filename="p.zip",
+            size=archive.stat().st_size,
+        )
+    TaskRunner(worker="w", kinds=["repo.import"]).run_once()
+    task.refresh_from_db()
+    assert task.state == Task.State.DONE, task.error
+    repository = Repository.objects.get(pk=task.result["repository_id"])
+    [commit] = GitStore(repository.store_path).log(repository.default_branch)
+    assert (commit.author_name, commit.author_email) == (recorded, "alice@corp.example")
+    # A newer archive by the same user becomes the next commit just as well.
+    second = tmp_path / "p2.zip"
+    make_zip({"p/a.py": "y"}, second)
+    _import(workspace, member, second, repository=repository)
+    assert GitStore(repository.store_path).log(repository.default_branch)[0].author_name == recorded
 
 
 def test_a_refused_queued_import_keeps_the_reason_on_the_task(
@@ -311,7 +357,7 @@ def test_a_refused_queued_import_keeps_the_reason_on_the_task(
     assert task.state == Task.State.FAILED
     assert "not an archive" in task.error or "gzip" in task.error
     _nothing_left(data_dir)
-    assert list((data_dir / "uploads").iterdir()) == []
+    _no_task_files(data_dir)
 
 
 def test_the_import_command_prints_the_new_id(workspace, owner, tmp_path, capsys):

@@ -118,6 +118,29 @@ def test_the_download_holds_the_tree_at_that_commit(client, repository, owner):
     assert response["Content-Disposition"].startswith('attachment; filename="shop-')
 
 
+def _damage(repository) -> None:
+    for pack in (repository.store_path / "objects" / "pack").iterdir():
+        pack.unlink()
+
+
+def test_a_damaged_store_is_explained_on_a_page_not_a_server_error(client, repository, owner):
+    _damage(repository)
+    client.force_login(owner)
+    response = client.get(reverse("repos:commits", args=["acme", "shop"]))
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "The repository&#x27;s git store failed: git log failed: fatal:" in html
+
+
+def test_a_damaged_store_answers_htmx_with_the_reason_as_text(client, repository, owner):
+    _damage(repository)
+    client.force_login(owner)
+    response = client.get(reverse("repos:commits", args=["acme", "shop"]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/plain")
+    assert response.content.decode().startswith("The repository's git store failed: ")
+
+
 def test_the_lazy_tree_returns_only_the_children(client, repository, owner):
     client.force_login(owner)
     url = reverse("repos:tree_path", args=["acme", "shop", "main", "app"]) + "?fragment=children"

@@ -26,6 +26,7 @@ class Command(BaseCommand):
             )
         runner = TaskRunner(kinds=kinds)
         if options["once"]:
+            runner.remove_leftovers()
             while runner.run_once():
                 pass
             return
