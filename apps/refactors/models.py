@@ -15,6 +15,8 @@ class RefactorSession(models.Model):
     class State(models.TextChoices):
         PROPOSING = "proposing", "Proposing"
         REVIEW = "review", "In review"
+        # The latest proposal's answer held no edits: nothing to review until regenerated.
+        NO_EDITS = "no_edits", "No edits proposed"
         FAILED = "failed", "Failed"
         APPLIED = "applied", "Applied"
 
@@ -64,6 +66,9 @@ class ChangeSet(models.Model):
         GENERATING = "generating", "Generating"
         BUILDING = "building", "Applying edits"
         READY = "ready", "Ready for review"
+        # The answer held no edit blocks (not: edits that all failed, which stay READY with
+        # their reasons and can be fixed).
+        NO_EDITS = "no_edits", "No edits proposed"
         FAILED = "failed", "Failed"
 
     session = models.ForeignKey(

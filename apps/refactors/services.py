@@ -12,9 +12,12 @@ conflicts are reported and nothing is written).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -44,15 +47,21 @@ from apps.repos.models import IndexedCommit, Repository
 from apps.workspaces.models import Membership
 from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
-from qweb.lib.diffs import WHOLE_FILE, FileDiff, diff_files, parse_diff
+from qweb.lib.diffs import WHOLE_FILE, FileDiff, Hunk, diff_files, parse_diff
 from qweb.lib.edits import (
     BINARY_FILE,
+    FOLDER,
+    SUBMODULE,
+    SYMLINK,
     BinaryFile,
+    NotAFile,
     UnsafePath,
     apply_answer,
     clean_path,
     parse_answer,
 )
+from qweb.lib.gitident import git_identity
+from qweb.lib.gitpaths import path_refusal
 from qweb.lib.gitstore import GitStore, GitStoreError
 from qweb.lib.scan import ChangedFile, scan_changes
 from qweb.ratelimit import rate_limit
@@ -60,10 +69,33 @@ from qweb.realtime import broadcast
 
 logger = logging.getLogger(__name__)
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _git_failures_refused(service: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A git failure in a service someone called becomes a refusal that names git's reason.
+
+    The page shows it like any refusal (never a server error) and the service's transaction
+    rolls back; the failure is logged, since a store that fails needs an administrator.
+    """
+
+    @functools.wraps(service)
+    def refusing(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return service(*args, **kwargs)
+        except GitStoreError as error:
+            logger.exception("%s: git failed", service.__name__)
+            raise ValidationError(f"The repository's git store failed: {error.message}") from None
+
+    return refusing
+
+
 MAX_SCOPE = 50
 SCAN_TIMEOUT_S = 300.0
 MAX_FILE_BYTES = 2 * 1024 * 1024
 FORBIDDEN_MODES = {"120000": "a symbolic link", "160000": "a submodule"}
+NO_EDITS_MESSAGE = "The model answered without proposing any edits."
 
 REFACTOR_PROMPT = """\
 You are qweb's refactoring assistant, a senior engineer changing the repository "{name}" \
@@ -301,6 +333,7 @@ def refactor_regenerate(*, membership: Membership, session: RefactorSession) -> 
         return _proposal(locked, membership, number=_next_number(locked))
 
 
+@_git_failures_refused
 def refactor_fix_failed(*, membership: Membership, changeset: ChangeSet) -> ChangeSet:
     """Send the failed edits back to the model; its corrections apply on top of this proposal."""
     ensure_can(membership, Action.CONTRIBUTE)
@@ -398,14 +431,17 @@ def edits_apply(
     and the new content of every changed file (``None``: deleted). Nothing is written.
     """
     files = _tree_files(store, start)
+    folders = {path[:end] for path in files for end, char in enumerate(path) if char == "/"}
 
-    def read_file(path: str) -> str | BinaryFile | None:
+    def read_file(path: str) -> str | BinaryFile | NotAFile | None:
         entry = files.get(path)
         if entry is None:
-            return None
-        # Links, submodules, huge and non-UTF-8 files are never edited as text.
+            # Told apart from "nothing there", so no edit replaces a folder with a file.
+            return FOLDER if path in folders else None
+        # Links and submodules are never edited, nor written through; huge and non-UTF-8
+        # files are never edited as text.
         if entry[1] in FORBIDDEN_MODES:
-            return BINARY_FILE
+            return SYMLINK if entry[1] == "120000" else SUBMODULE
         blob = store.read_blob(entry[0], MAX_FILE_BYTES)
         if blob.truncated or b"\0" in blob.data[:8000]:
             return BINARY_FILE
@@ -414,18 +450,14 @@ def edits_apply(
         except UnicodeDecodeError:
             return BINARY_FILE
 
-    outcome = apply_answer(parse_answer(answer), read_file)
-    results = []
-    for result in outcome.results:
-        row = _result_dict(result)
-        if row["status"] == "applied" and row["path"] and not in_scope(row["path"], scope):
-            row.update(status="refused", how=None, reason="Outside the refactor's scope.")
-        results.append(row)
+    def writable(path: str) -> str | None:
+        return None if in_scope(path, scope) else "Outside the refactor's scope."
+
+    outcome = apply_answer(parse_answer(answer), read_file, writable=writable)
+    results = [_result_dict(result) for result in outcome.results]
     # A file keeps its applied blocks even when other blocks of it were refused.
     changes = {
-        path: None if text is None else text.encode("utf-8")
-        for path, text in outcome.files.items()
-        if in_scope(path, scope)
+        path: None if text is None else text.encode("utf-8") for path, text in outcome.files.items()
     }
     return results, changes
 
@@ -449,6 +481,13 @@ def edits_preview(*, repository: Repository, base: str, answer: str) -> dict[str
         path: store.read_blob(files[path][0], MAX_FILE_BYTES).data if path in files else None
         for path in changes
     }
+    # Every path the proposal's commit would change, as git's diff of it lists them: a
+    # RENAME is its two paths, an edit that leaves a file as it was is no change.
+    changed = [
+        {"path": path, "status": _change_status(old[path], new)}
+        for path, new in sorted(changes.items())
+        if old[path] != new
+    ]
     diff = diff_files({path: (old[path], new) for path, new in changes.items()})
     applied = sum(row["status"] == "applied" for row in results)
     return {
@@ -458,8 +497,15 @@ def edits_preview(*, repository: Repository, base: str, answer: str) -> dict[str
         "refused": len(results) - applied,
         "success_rate": round(applied / len(results), 4) if results else None,
         "files": _per_file(results),
+        "changes": changed,
         "diff": diff,
     }
+
+
+def _change_status(old: bytes | None, new: bytes | None) -> str:
+    if old is None:
+        return "added"
+    return "deleted" if new is None else "modified"
 
 
 def _per_file(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -516,12 +562,22 @@ def changeset_build(*, changeset_id: int) -> ChangeSet:
     changeset.findings = [finding.as_dict() for finding in findings]
     changeset.blocks_applied = applied
     changeset.blocks_refused = refused
-    changeset.state = ChangeSet.State.READY
-    changeset.error = "" if diff or not results else "None of the edits could be applied."
+    # An answer without a single edit block leaves nothing to review: a state of its own,
+    # so the page says so and offers to regenerate. Edits that were all refused are not
+    # that: the proposal is ready, lists them and offers to fix them. A fix answered
+    # without edits still carries its parent's changes, so it stays reviewable.
+    no_edits = not results and not diff
+    changeset.state = ChangeSet.State.NO_EDITS if no_edits else ChangeSet.State.READY
     if not results:
-        changeset.error = "The answer contained no edits."
+        changeset.error = NO_EDITS_MESSAGE + (
+            "" if no_edits else " The previous proposal's changes are shown."
+        )
+    else:
+        changeset.error = "" if diff else "None of the edits could be applied."
     changeset.save()
-    _session_state(session.pk, RefactorSession.State.REVIEW)
+    _session_state(
+        session.pk, RefactorSession.State.NO_EDITS if no_edits else RefactorSession.State.REVIEW
+    )
     if changeset.parent_id:
         # A fix or a hand edit keeps the verdicts given on the files it did not change.
         unchanged = {item.path for item in diff} - _changed_since(store, changeset)
@@ -610,6 +666,7 @@ def _scan(store: GitStore, base: str, commit: str, diff: list[FileDiff]) -> list
         ]
 
 
+@_git_failures_refused
 def changeset_edit_file(
     *, membership: Membership, changeset: ChangeSet, path: str, content: str
 ) -> ChangeSet:
@@ -720,12 +777,17 @@ def file_diff(changeset: ChangeSet, path: str, context_lines: int = 3) -> FileDi
 
 
 def _reviewable(changeset: ChangeSet) -> None:
+    if changeset.state == ChangeSet.State.NO_EDITS:
+        raise ValidationError(
+            f"{NO_EDITS_MESSAGE} There is nothing to review or apply: regenerate the proposal."
+        )
     if changeset.state != ChangeSet.State.READY:
         raise ValidationError("This proposal is not ready for review.")
     if latest_changeset(changeset.session).pk != changeset.pk:
         raise ValidationError("A newer proposal replaced this one; review that one instead.")
 
 
+@_git_failures_refused
 def decision_set(
     *, membership: Membership, changeset: ChangeSet, path: str, hunk: Any, verdict: str
 ) -> HunkDecision | None:
@@ -778,6 +840,7 @@ def decision_set(
     return decision
 
 
+@_git_failures_refused
 def decisions_all(*, membership: Membership, changeset: ChangeSet, verdict: str) -> int:
     """Accept or reject every file of the proposal at once."""
     ensure_can(membership, Action.CONTRIBUTE)
@@ -811,6 +874,7 @@ def decisions_all(*, membership: Membership, changeset: ChangeSet, verdict: str)
     return len(changeset.files)
 
 
+@_git_failures_refused
 def comment_add(
     *, membership: Membership, changeset: ChangeSet, path: str, line: Any, side: str, body: Any
 ) -> ReviewComment:
@@ -874,6 +938,85 @@ def accepted_hunks(changeset: ChangeSet) -> dict[str, list[int] | None]:
     return accepted
 
 
+@dataclass(frozen=True)
+class HeldFinding:
+    """A high-severity finding and the hunk of the proposal's diff that holds it."""
+
+    finding: dict[str, Any]
+    hunk: Hunk | None  # None: the file as a whole (path "": the whole change)
+
+    @property
+    def path(self) -> str:
+        return str(self.finding["path"])
+
+    @property
+    def where(self) -> str:
+        """Where a reviewer finds it: "hunk 2 of app/views.py, lines 40–52"."""
+        if not self.path:
+            return "the change as a whole"
+        if self.hunk is None:
+            return f"every hunk of {self.path}"
+        first, last = self.hunk.new_start, self.hunk.new_start + self.hunk.new_length - 1
+        lines = f"line {first}" if first == last else f"lines {first}–{last}"
+        return f"hunk {self.hunk.index + 1} of {self.path}, {lines}"
+
+    def applied_with(self, accepted: dict[str, list[int] | None]) -> bool:
+        """Whether applying these accepted hunks (``accepted_hunks``) applies the finding."""
+        if not self.path:
+            return bool(accepted)
+        if self.path not in accepted:
+            return False
+        kept = accepted[self.path]
+        return kept is None or self.hunk is None or self.hunk.index in kept
+
+    def __str__(self) -> str:
+        finding = self.finding
+        line = f"at line {finding['line']}" if finding["line"] else "on the whole file"
+        return f"{self.where}: {finding['tool']} {finding['rule']} {line}"
+
+
+def hunk_holding(diff: FileDiff | None, line: int) -> Hunk | None:
+    """The hunk whose new-side lines hold ``line``; None for line 0 or outside every hunk."""
+    if diff is None or line <= 0:
+        return None
+    return next(
+        (hunk for hunk in diff.hunks if hunk.new_start <= line < hunk.new_start + hunk.new_length),
+        None,
+    )
+
+
+def high_findings_held(changeset: ChangeSet) -> list[HeldFinding]:
+    """The proposal's high-severity findings, each with the hunk that holds it.
+
+    The scan reads only the proposed side, so every finding is on a new-side line (removed
+    lines hold no new code) and belongs to the hunk whose new lines hold it, in git's diff
+    with the context the reviewers' verdicts refer to. A finding about the whole file (line
+    0: a symlink, a submodule, a mode or path rule) belongs to every hunk of the file, since
+    any accepted hunk carries the file's header; so does one on a line outside every hunk.
+    """
+    high = [finding for finding in changeset.findings if finding["severity"] == "high"]
+    diffs = {
+        path: file_diff(changeset, path)
+        for path in sorted({finding["path"] for finding in high if finding["path"]})
+    }
+    return [
+        HeldFinding(finding=finding, hunk=hunk_holding(diffs.get(finding["path"]), finding["line"]))
+        for finding in high
+    ]
+
+
+def _blocked_message(blocking: list[HeldFinding]) -> str:
+    one = len(blocking) == 1
+    listed = "; ".join(str(held) for held in blocking[:5])
+    if len(blocking) > 5:
+        listed += f"; and {len(blocking) - 5} more"
+    return (
+        f"{len(blocking)} high-severity finding{'' if one else 's'} in the accepted changes, "
+        f"which this workspace blocks: {listed}. Reject the hunk{'' if one else 's'} (or "
+        f"file{'' if one else 's'}) that hold{'s it' if one else ' them'} to apply the rest."
+    )
+
+
 # ---------------------------------------------------------------------------- apply
 
 
@@ -932,10 +1075,13 @@ def _check_modes(files: list[FileDiff], policy: RefactorPolicy) -> None:
             raise ValidationError(
                 f"{item.path} changes its file mode; an admin must allow mode changes first."
             )
-        if item.path.split("/")[0].lower() == ".git":
-            raise ValidationError(f"{item.path} is inside .git; qweb never writes there.")
+        for path in dict.fromkeys((item.old_path, item.path)):
+            reason = path_refusal(path)
+            if reason:
+                raise ValidationError(f"{path} {reason}; qweb never writes there.")
 
 
+@_git_failures_refused
 def changeset_apply(
     *, membership: Membership, changeset: ChangeSet, target: str = "branch"
 ) -> Apply:
@@ -970,8 +1116,13 @@ def changeset_apply(
         if done is not None:
             return done
         policy = policy_for(session.workspace_id)
-        high = [f for f in locked.findings if f["severity"] == "high" and f["path"] in accepted]
-        if high and policy.block_on_high_findings:
+        # Reviewers judge hunks, so a finding blocks only when its hunk is accepted.
+        blocking = [
+            held
+            for held in (high_findings_held(locked) if policy.block_on_high_findings else [])
+            if held.applied_with(accepted)
+        ]
+        if blocking:
             return Apply.objects.create(
                 changeset=locked,
                 applied_by_id=membership.user_id,
@@ -979,10 +1130,7 @@ def changeset_apply(
                 base_commit=session.base_commit,
                 fingerprint=fingerprint,
                 state=Apply.State.BLOCKED,
-                message=(
-                    f"{len(high)} high-severity finding{'s' if len(high) > 1 else ''} in the "
-                    "accepted changes; this workspace blocks applying them."
-                ),
+                message=_blocked_message(blocking),
             )
         store = GitStore(session.repository.store_path)
         patch, files = _accepted_patch(store, locked, accepted)
@@ -993,7 +1141,8 @@ def changeset_apply(
             raise ValidationError(str(error)) from None
         user = membership.user
         message = _commit_message(session, locked, user)
-        identity = {"author_name": user.display_name or user.email, "author_email": user.email}
+        author = git_identity(user.name, user.email)
+        identity = {"author_name": author.name, "author_email": author.email}
         applied = store.commit_tree(
             tree, parents=[session.base_commit], message=message, **identity
         )

@@ -171,6 +171,7 @@ def refactor_detail(request: HttpRequest, slug: str, session_id: int) -> HttpRes
                 }
             )
     refused = [r for r in current.results if r["status"] == "refused"] if current else []
+    held = services.high_findings_held(current) if current else []
     total_applied = sum(c.blocks_applied for c in changesets)
     total_blocks = total_applied + sum(c.blocks_refused for c in changesets)
     applies = list(
@@ -189,9 +190,8 @@ def refactor_detail(request: HttpRequest, slug: str, session_id: int) -> HttpRes
             refused=refused,
             session_success=(total_applied / total_blocks) if total_blocks else None,
             general_findings=findings_by_path.get("", []),
-            high_findings=sum(
-                1 for f in (current.findings if current else []) if f["severity"] == "high"
-            ),
+            high_findings=len(held),
+            held_findings=held,
             applies=applies,
             policy=services.policy_for(session.workspace_id),
         ),
@@ -299,6 +299,11 @@ def changeset_file(
     )
     for entry in hunks:
         entry["verdict"] = verdicts.get(entry["hunk"].index, "")
+        entry["high_findings"] = [
+            f
+            for f in findings
+            if f["severity"] == "high" and services.hunk_holding(diff, f["line"]) is entry["hunk"]
+        ]
         for row in entry["lines"]:
             line = row["line"]
             side, number = ("old", line.old_no) if line.kind == "remove" else ("new", line.new_no)
@@ -315,7 +320,8 @@ def changeset_file(
             diff=diff,
             hunks=hunks,
             whole_verdict=verdicts.get(WHOLE_FILE, ""),
-            file_findings=by_line.get(0, []),
+            # Line 0, or a line no hunk shows: about the file as a whole.
+            file_findings=[f for f in findings if services.hunk_holding(diff, f["line"]) is None],
             view=view,
             context_lines=context_lines,
             more_context=min(MAX_CONTEXT, context_lines + 20),

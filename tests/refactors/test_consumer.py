@@ -569,7 +569,8 @@ async def test_a_proposal_streams_to_every_socket_and_is_built_when_written(
 
     built = await database_sync_to_async(services.changeset_build)(changeset_id=writing.pk)
 
-    assert built.state == ChangeSet.State.READY
+    # The tiny random model writes no edit blocks: built, with nothing to review.
+    assert built.state == ChangeSet.State.NO_EDITS
     for socket in (member_socket, viewer_socket):
-        ready = await socket.receive_json_from(timeout=TIMEOUT)
-        assert (ready["type"], ready["state"]) == ("changeset.changed", "ready")
+        built_event = await socket.receive_json_from(timeout=TIMEOUT)
+        assert (built_event["type"], built_event["state"]) == ("changeset.changed", "no_edits")
