@@ -85,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -224,6 +225,23 @@ SESSION_COOKIE_AGE = env.int("QWEB_SESSION_DAYS", 14, minimum=1) * 86_400
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy: model output reaches the page through innerHTML, so the page may
+# run only qweb's own script files: no inline script, handlers or javascript: URLs, no eval,
+# no inline styles (CSSOM writes from those files are allowed). data: images are Pico's SVG
+# icons. 'self' also covers same-host ws:/wss: (CSP Level 3: Chromium 71+, Firefox, Safari 16+).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # E-mail: printed to the console unless an SMTP host is configured.
 EMAIL_HOST = env.str("QWEB_EMAIL_HOST")

@@ -20,6 +20,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml, unescapeAll
 from markdown_it.renderer import RendererHTML
+from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import OptionsDict
 from pygments import highlight
@@ -55,10 +56,12 @@ _ALLOWED_ATTRIBUTES = {
     "span": {"class"},
     "p": {"class"},
     "ol": {"start"},
-    # Table column alignment is written as style="text-align:…"; only that property stays.
-    "th": {"style"},
-    "td": {"style"},
 }
+# Table column alignment is a class (markdown-it writes style="text-align:…", which the
+# Content-Security-Policy refuses): only these values stay.
+_ALIGN_CLASSES = {"md-align-left", "md-align-center", "md-align-right"}
+_ALLOWED_ATTRIBUTE_VALUES = {"th": {"class": _ALIGN_CLASSES}, "td": {"class": _ALIGN_CLASSES}}
+_ALIGN_STYLE = re.compile(r"^text-align:(left|center|right)$")
 
 
 def render_markdown(text: str) -> str:
@@ -76,10 +79,10 @@ def render_markdown(text: str) -> str:
         html,
         tags=set(_ALLOWED_TAGS),
         attributes=_ALLOWED_ATTRIBUTES,
+        tag_attribute_values=_ALLOWED_ATTRIBUTE_VALUES,
         # The renderer writes rel itself (nh3's default would replace it, without nofollow).
         link_rel=None,
         url_schemes=set(_ALLOWED_SCHEMES),
-        filter_style_properties={"text-align"},
     )
 
 
@@ -162,6 +165,16 @@ def _render_image(
     )
 
 
+def _align_as_class(state: StateCore) -> None:
+    """Table cells' style="text-align:…" becomes class="md-align-…"."""
+    for token in state.tokens:
+        if token.type not in {"th_open", "td_open"}:
+            continue
+        match = _ALIGN_STYLE.match(str(token.attrs.pop("style", "")))
+        if match:
+            token.attrSet("class", f"md-align-{match.group(1)}")
+
+
 def _build_markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
@@ -172,6 +185,7 @@ def _build_markdown() -> MarkdownIt:
     md.add_render_rule("code_block", _render_code_block)
     md.add_render_rule("link_open", _render_link_open)
     md.add_render_rule("image", _render_image)
+    md.core.ruler.push("align_as_class", _align_as_class)
     return md
 
 

@@ -175,11 +175,11 @@ document.addEventListener("keydown", function (event) {
 
 // Who else has this page open: fed by a consumer's presence.* events (see qweb/consumers.py).
 window.qwebPresence = function (container) {
-  var people = {};  // socket channel -> person
+  var people = {};  // presence id (one per socket) -> person
   function render() {
     if (!container) return;
     var byUser = {};
-    Object.keys(people).forEach(function (channel) { byUser[people[channel].user_id] = people[channel]; });
+    Object.keys(people).forEach(function (id) { byUser[people[id].user_id] = people[id]; });
     var users = Object.keys(byUser).map(function (id) { return byUser[id]; });
     container.textContent = "";
     users.slice(0, 8).forEach(function (person) {
@@ -200,11 +200,47 @@ window.qwebPresence = function (container) {
   return {
     reset: function () { people = {}; render(); },
     handle: function (event) {
-      if (event.type === "presence.joined" || event.type === "presence.here") people[event.channel] = event;
-      else if (event.type === "presence.left") delete people[event.channel];
+      if (event.type === "presence.joined" || event.type === "presence.here") people[event.presence_id] = event;
+      else if (event.type === "presence.left") delete people[event.presence_id];
       else return false;
       render();
       return true;
     }
   };
 };
+
+// What pages would otherwise write inline, which the Content-Security-Policy forbids
+// (qweb/settings.py): confirmations, a select that submits its form, "Go back" links, and
+// widths given as data-width (set through the CSSOM, which the policy allows).
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+  }, true);
+  document.addEventListener("change", function (event) {
+    var field = event.target.closest("[data-autosubmit]");
+    if (field && field.form) field.form.submit();
+  });
+  document.addEventListener("click", function (event) {
+    var back = event.target.closest("[data-history-back]");
+    // Opened in a fresh tab there is nothing to go back to: the link's own href serves.
+    if (back && history.length > 1) { event.preventDefault(); history.back(); }
+  });
+
+  function applyWidths(root) {
+    var nodes = Array.prototype.slice.call(root.querySelectorAll("[data-width]"));
+    if (root.matches && root.matches("[data-width]")) nodes.push(root);
+    nodes.forEach(function (el) {
+      var percent = Math.max(0, Math.min(100, Number(el.getAttribute("data-width")) || 0));
+      el.style.width = percent + "%";
+    });
+  }
+  applyWidths(document);
+  // Fragments arrive through htmx and through chat.js's innerHTML alike.
+  new MutationObserver(function (records) {
+    records.forEach(function (record) {
+      record.addedNodes.forEach(function (node) { if (node.nodeType === 1) applyWidths(node); });
+    });
+  }).observe(document.documentElement, { childList: true, subtree: true });
+})();

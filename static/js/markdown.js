@@ -19,6 +19,18 @@
   var md = window.markdownit("commonmark", { html: false, linkify: false, typographer: false });
   md.enable(["table", "strikethrough"]);
   var escapeHtml = md.utils.escapeHtml;
+  var ALIGN_STYLE = /^text-align:(left|center|right)$/;
+
+  // Table cells' style="text-align:…" becomes class="md-align-…": the page's
+  // Content-Security-Policy refuses style attributes.
+  md.core.ruler.push("align_as_class", function (state) {
+    state.tokens.forEach(function (token) {
+      if ((token.type !== "th_open" && token.type !== "td_open") || !token.attrs) return;
+      var match = ALIGN_STYLE.exec(token.attrGet("style") || "");
+      token.attrs = token.attrs.filter(function (attr) { return attr[0] !== "style"; });
+      if (match) token.attrSet("class", "md-align-" + match[1]);
+    });
+  });
 
   function linkScheme(url) {
     var match = SCHEME.exec(url.trim());

@@ -7,20 +7,17 @@ Playwright, which downloads no browser of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-from tests.live import subprocess_database_url
+from tests.live import live_daphne
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "e2e"
@@ -40,56 +37,14 @@ def live_server_env() -> dict[str, str]:
 
 @pytest.fixture
 def live_server_url(transactional_db, live_server_env) -> Iterator[str]:
-    port = _free_port()
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
-        "DATABASE_URL": subprocess_database_url(),
-        "QWEB_DATA_DIR": str(settings.DATA_DIR),
         "QWEB_ALLOWED_HOSTS": "127.0.0.1,localhost",
         # One server process runs the background tasks too, as in the embedded setup.
         "QWEB_EMBEDDED_WORKER": "true",
         **live_server_env,
     }
-    log_path = ARTIFACTS / f"daphne-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "qweb.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Daphne did not start; see {log_path}:\n{log_path.read_text()}")
-            time.sleep(0.2)
+    with live_daphne(env, ARTIFACTS / f"daphne-{time.monotonic_ns()}.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 # Package scope: Playwright's sync API keeps an event loop running in this thread while it
@@ -112,6 +67,72 @@ def chromium():
         yield browser
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+# Reports each Content-Security-Policy violation of a page to the test, through a binding
+# (which the policy does not govern). Registered before any script of the page runs.
+_REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__qwebCspViolation({
+    directive: event.effectiveDirective,
+    blocked: event.blockedURI,
+    source: event.sourceFile ? event.sourceFile + ":" + event.lineNumber : "",
+    sample: event.sample,
+  });
+}, true);
+"""
+
+
+def watch_csp(context, violations: list[str]) -> None:
+    """Record into ``violations`` every CSP violation any page of ``context`` reports."""
+
+    def on_event(source, report) -> None:
+        url = source["frame"].url
+        violations.append(
+            f"{report['directive']} blocked {report['blocked'] or 'inline'} on {url}"
+            + (f" (from {report['source']})" if report["source"] else "")
+            + (f": {report['sample']!r}" if report["sample"] else "")
+        )
+
+    def on_console(message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            url = message.location.get("url") or (message.page.url if message.page else "?")
+            violations.append(f"console on {url}: {message.text}")
+
+    context.expose_binding("__qwebCspViolation", on_event)
+    context.add_init_script(_REPORT_VIOLATIONS)
+    context.on("console", on_console)
+
+
+@pytest.fixture(autouse=True)
+def csp_violations(chromium, monkeypatch) -> Iterator[list[str]]:
+    """Every page a browser test opens is watched: a CSP violation fails the test.
+
+    A test that provokes violations on purpose reads them here and clears the list.
+    """
+    violations: list[str] = []
+    contexts = []
+    new_context = chromium.new_context
+
+    def watched_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        watch_csp(context, violations)
+        contexts.append(context)
+        return context
+
+    monkeypatch.setattr(chromium, "new_context", watched_context)
+    yield violations
+    from playwright.sync_api import Error as PlaywrightError
+
+    # A round trip to each open page delivers the reports it sent before it.
+    for context in contexts:
+        for page in context.pages:
+            with contextlib.suppress(PlaywrightError):  # closed or navigating: nothing pending
+                page.evaluate("0")
+    if violations:
+        pytest.fail(
+            "The Content-Security-Policy was violated:\n" + "\n".join(violations), pytrace=False
+        )
 
 
 @pytest.fixture

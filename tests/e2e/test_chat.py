@@ -139,6 +139,9 @@ def test_two_people_watch_one_answer_stream_and_a_reload_resumes_it(
     expect(mia.locator(f"[data-testid=context-{answer.pk}] summary")).to_contain_text("of")
     mia.locator(f"[data-testid=context-{answer.pk}] summary").click()
     expect(mia.locator(f"[data-testid=context-{answer.pk}]")).to_contain_text("orders/models.py")
+    # The budget bar's widths come from data-width through the CSSOM (no style attributes).
+    files_segment = mia.locator(f"[data-testid=context-{answer.pk}] .budget-bar .seg-files")
+    expect(files_segment).to_have_attribute("style", re.compile(r"^width: [1-9]\d*%;$"))
     screenshot(mia, "chat-04-finished-with-context")
 
     # A second question, stopped with Esc while it streams.

@@ -22,7 +22,7 @@ SCRIPTS = [
 # colour differently), so the browser's HTML must equal the server's.
 SAME_AS_SERVER = [
     "# Title\n\n- one\n- *two*\n\n1. **first**\n\n> quoted `code`\n",
-    "| name | size |\n|:-----|-----:|\n| a.py | 12 |\n\n~~old~~ new",
+    "| name | kind | size | note |\n|:-----|:-:|-----:|---|\n| a.py | py | 12 | x |\n\n~~old~~ new",
     '[docs](https://docs.example/a?b=1&c=2 "The docs") [mail](mailto:a@b.example) [x](#y)',
     "<https://auto.example> [rel](/w/acme) [up](../x)",
     "![diagram *v2*](https://img.example/d.png) ![](http://i.example/a.png) ![c](/c.png)",
@@ -108,6 +108,15 @@ def test_a_script_url_is_never_a_link_in_the_browser(page, source):
 @pytest.mark.parametrize("source", SAME_AS_SERVER)
 def test_the_browser_renders_the_same_html_as_the_server(page, source):
     assert as_dom(page, render(page, source)) == as_dom(page, render_markdown(source))
+
+
+def test_table_alignment_is_a_class_the_pages_policy_allows_not_a_style(page):
+    html = render(page, "| a | b | c |\n|:--|:-:|--:|\n| 1 | 2 | 3 |\n")
+
+    assert '<th class="md-align-left">a</th>' in html
+    assert '<td class="md-align-center">2</td>' in html
+    assert '<td class="md-align-right">3</td>' in html
+    assert "style=" not in html
 
 
 def test_a_python_fence_is_highlighted_by_highlight_js_in_the_server_shape(page):

@@ -80,12 +80,22 @@ def test_headings_lists_and_emphasis_render_as_html():
     assert "<ol>\n<li><strong>first</strong></li>\n</ol>" in html
 
 
-def test_tables_render_with_their_column_alignment():
-    html = render_markdown("| name | size |\n|:-----|-----:|\n| a.py | 12 |\n")
+def test_tables_render_with_their_column_alignment_as_classes_not_inline_styles():
+    html = render_markdown("| name | kind | size |\n|:-----|:-:|-----:|\n| a.py | py | 12 |\n")
 
     assert "<table>" in html
-    assert '<th style="text-align:left">name</th>' in html
-    assert '<td style="text-align:right">12</td>' in html
+    assert '<th class="md-align-left">name</th>' in html
+    assert '<td class="md-align-center">py</td>' in html
+    assert '<td class="md-align-right">12</td>' in html
+    # The Content-Security-Policy refuses style attributes: the page would drop them.
+    assert "style=" not in html
+
+
+def test_table_cells_keep_no_class_but_the_alignment_ones():
+    html = render_markdown("| a |\n|---|\n| b |\n")
+
+    assert "<th>a</th>" in html
+    assert "<td>b</td>" in html
 
 
 def test_strikethrough_renders():
