@@ -21,6 +21,10 @@ rest wait their turn). What the relay adds on top of the server:
   stream that ends early) becomes one "error" event for that request, with the server's own message
   where it sent one; other requests are unaffected.
 
+`served_context_window` asks the server for the served model's context window (``GET
+/v1/models``, ``max_model_len`` on vLLM and SGLang), so prompts are sized for the model that
+answers them.
+
 The API key is sent as ``Authorization: Bearer`` and appears in no message, log line or repr.
 No Django here, and nothing beyond the standard library on the wire (``http.client``).
 """
@@ -35,6 +39,7 @@ import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +50,8 @@ from inference.sampling import SamplingParams
 logger = logging.getLogger(__name__)
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
+MODELS = "/v1/models"
+MAX_MODELS_BODY_BYTES = 4 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024  # one SSE line; a server sending more is not speaking SSE
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _POLL_INTERVAL = 0.05
@@ -99,6 +106,104 @@ def server_message(body: bytes) -> str:
     return _one_line(message if message is not None else text) or "(empty response body)"
 
 
+def _network_error(error: BaseException, url: str, host: str) -> str | None:
+    """One line for people about a failed exchange with ``url``; None if not a network error."""
+    if isinstance(error, ConnectionRefusedError):
+        return f"cannot connect to {url}: connection refused"
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve {host}: {_one_line(error.strerror or error)}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS error talking to {url}: {_one_line(error)}"
+    if isinstance(error, (http.client.HTTPException, ConnectionError)):
+        return f"{url} dropped the connection: {_one_line(error) or type(error).__name__}"
+    if isinstance(error, OSError):
+        return f"network error talking to {url}: {_one_line(error.strerror or error)}"
+    return None
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """Where a server is: ``base_url`` may end in ``/v1`` (as OpenAI clients are configured)."""
+
+    https: bool
+    host: str
+    port: int
+    prefix: str  # the path before ``/v1``, without a trailing slash
+
+    @classmethod
+    def parse(cls, base_url: str) -> _Endpoint:
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an http:// or https:// URL with a host")
+        https = parts.scheme == "https"
+        return cls(
+            https=https,
+            host=parts.hostname,
+            port=parts.port or (443 if https else 80),
+            prefix=parts.path.rstrip("/").removesuffix("/v1"),
+        )
+
+    def url(self, path: str) -> str:
+        """For messages: without any user:password@ the base URL may carry."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.https else 'http'}://{host}:{self.port}{path}"
+
+
+def served_context_window(
+    base_url: str, *, model: str, api_key: str | None = None, timeout_s: float = 10.0
+) -> int | None:
+    """The context window (prompt and answer, in tokens) the server reports for ``model``.
+
+    One ``GET {base_url}/v1/models``. vLLM and SGLang give each entry ``max_model_len`` (the
+    window they serve with: ``--max-model-len`` / ``--context-length``, else the model's own);
+    ``transformers serve`` and plain OpenAI-compatible proxies give none, and then this returns
+    None. Raises `RemoteError` with the reason when the server cannot be asked, answers with an
+    error or with something else than a model list, or lists no model named ``model``.
+    """
+    endpoint = _Endpoint.parse(base_url)
+    path = endpoint.prefix + MODELS
+    url = endpoint.url(path)
+    if endpoint.https:
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            endpoint.host, endpoint.port, timeout=timeout_s, context=ssl.create_default_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout_s)
+    headers = {"Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read(MAX_MODELS_BODY_BYTES + 1)
+    except TimeoutError:
+        raise RemoteError(f"{url} sent no answer within {timeout_s:g} s") from None
+    except (OSError, http.client.HTTPException) as error:
+        raise RemoteError(_network_error(error, url, endpoint.host) or _one_line(error)) from None
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise RemoteError(
+            f"{url} answered HTTP {response.status} {response.reason}: {server_message(body)}"
+        )
+    try:
+        if len(body) > MAX_MODELS_BODY_BYTES:
+            raise ValueError
+        entries = json.loads(body)["data"]
+        if not isinstance(entries, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise RemoteError(f"{url} did not answer with an OpenAI model list") from None
+    named = [entry for entry in entries if isinstance(entry, dict)]
+    for entry in named:
+        if entry.get("id") == model:
+            window = entry.get("max_model_len")
+            valid = isinstance(window, int) and not isinstance(window, bool) and window > 0
+            return window if valid else None
+    listed = ", ".join(repr(entry.get("id")) for entry in named[:10]) or "nothing"
+    raise RemoteError(f"{url} lists no model {model!r} (it lists {listed})")
+
+
 class _Request:
     __slots__ = (
         "chunks",
@@ -151,9 +256,7 @@ class RemoteBackend(StreamingBackend):
         max_concurrent: int = 32,
         token_counter: Callable[[str], int] | None = None,
     ) -> None:
-        parts = urlsplit(base_url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("base_url must be an http:// or https:// URL with a host")
+        endpoint = _Endpoint.parse(base_url)
         if not model:
             raise ValueError("model must name the served model")
         if not timeout_s > 0:
@@ -162,14 +265,9 @@ class RemoteBackend(StreamingBackend):
             raise ValueError(f"max_concurrent must be an int, not {max_concurrent!r}")
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        prefix = parts.path.rstrip("/").removesuffix("/v1")
-        self._path = prefix + CHAT_COMPLETIONS
-        # For messages: without any user:password@ the URL may carry.
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        self.url = f"{parts.scheme}://{host}:{self._port}{self._path}"
+        self._https, self._host, self._port = endpoint.https, endpoint.host, endpoint.port
+        self._path = endpoint.prefix + CHAT_COMPLETIONS
+        self.url = endpoint.url(self._path)
         self.model = model
         self._api_key = api_key
         self._timeout_s = float(timeout_s)
@@ -330,16 +428,9 @@ class RemoteBackend(StreamingBackend):
     def _describe(self, error: BaseException) -> str:
         if isinstance(error, RemoteError):
             return str(error)
-        if isinstance(error, ConnectionRefusedError):
-            return f"cannot connect to {self.url}: connection refused"
-        if isinstance(error, socket.gaierror):
-            return f"cannot resolve {self._host}: {_one_line(error.strerror or error)}"
-        if isinstance(error, ssl.SSLError):
-            return f"TLS error talking to {self.url}: {_one_line(error)}"
-        if isinstance(error, (http.client.HTTPException, ConnectionError)):
-            return f"{self.url} dropped the connection: {_one_line(error) or type(error).__name__}"
-        if isinstance(error, OSError):
-            return f"network error talking to {self.url}: {_one_line(error.strerror or error)}"
+        described = _network_error(error, self.url, self._host)
+        if described is not None:
+            return described
         logger.exception("remote request failed unexpectedly")
         return f"internal error: {_one_line(error)}"
 

@@ -348,6 +348,18 @@ if QWEB_INFERENCE_BACKEND == "remote" and not (QWEB_REMOTE_URL and QWEB_REMOTE_M
     raise ImproperlyConfigured(
         "QWEB_INFERENCE_BACKEND=remote needs QWEB_REMOTE_URL and QWEB_REMOTE_MODEL."
     )
+# The served model's tokenizer (its tokenizer.json and chat template; no weights), so prompts
+# for a remote server are counted exactly. Without it they are estimated pessimistically: the
+# demo model in QWEB_MODEL_DIR never counts for a remote model.
+_remote_tokenizer_dir = env.str("QWEB_REMOTE_TOKENIZER_DIR")
+QWEB_REMOTE_TOKENIZER_DIR = (
+    Path(_remote_tokenizer_dir).expanduser().resolve() if _remote_tokenizer_dir else None
+)
+if QWEB_REMOTE_TOKENIZER_DIR and not (QWEB_REMOTE_TOKENIZER_DIR / "tokenizer.json").is_file():
+    raise ImproperlyConfigured(
+        f"QWEB_REMOTE_TOKENIZER_DIR names {str(QWEB_REMOTE_TOKENIZER_DIR)!r}, which holds no "
+        "tokenizer.json (copy the served model's tokenizer files there)."
+    )
 QWEB_WORKER_MAX_JOBS = env.int("QWEB_WORKER_MAX_JOBS", 16, minimum=1)
 QWEB_WORKER_GRACE_S = env.int("QWEB_WORKER_GRACE_S", 30, minimum=0)
 QWEB_WORKER_LEASE_S = env.int("QWEB_WORKER_LEASE_S", 15, minimum=1)
@@ -355,8 +367,9 @@ QWEB_DELTA_MS = env.int("QWEB_DELTA_MS", 50, minimum=1)
 QWEB_DELTA_TOKENS = env.int("QWEB_DELTA_TOKENS", 16, minimum=1)
 QWEB_CHECKPOINT_MS = env.int("QWEB_CHECKPOINT_MS", 1000, minimum=50)
 
-# Chat. The context budget is the model's window unless set (Qwen3-Coder: 262,144 tokens);
-# each turn reserves QWEB_CHAT_ANSWER_TOKENS of it for the answer.
+# Chat. The context budget is the model's window unless set (Qwen3-Coder: 262,144 tokens): the
+# local model's config, or what a remote server reports (max_model_len); a remote server that
+# reports none needs this set. Each turn reserves QWEB_CHAT_ANSWER_TOKENS of it for the answer.
 QWEB_CONTEXT_TOKENS = env.int("QWEB_CONTEXT_TOKENS", 0, minimum=0)  # 0: the model's window
 QWEB_CHAT_ANSWER_TOKENS = env.int("QWEB_CHAT_ANSWER_TOKENS", 2048, minimum=16)
 QWEB_CHAT_MAX_MESSAGE_CHARS = env.int(

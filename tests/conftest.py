@@ -5,6 +5,7 @@ import os
 import pytest
 from django.conf import settings
 
+from tests.model_servers import model_list_server, remote_server  # noqa: F401 - fixtures
 from tests.models import tiny_model_dir, transformers_serve  # noqa: F401 - shared fixtures
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from qweb.env import Env
+from tests.model_servers import QWEN_480B, unsized_models, vllm_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -350,3 +352,86 @@ def test_the_deploy_check_warns_without_https(data_dir):
 
     assert result.returncode != 0
     assert "security.W008" in result.stderr
+
+
+# A remote model's window at the web process's start -----------------------------------------
+
+START_WEB = """
+from qweb import asgi  # what Daphne imports
+from apps.generation.backends import context_window
+print(context_window())
+"""
+
+
+def remote_env(url: str, **variables: str) -> dict[str, str]:
+    return {
+        "QWEB_INFERENCE_BACKEND": "remote",
+        "QWEB_REMOTE_URL": url,
+        "QWEB_REMOTE_MODEL": QWEN_480B,
+        "QWEB_EMBEDDED_WORKER": "false",
+        **variables,
+    }
+
+
+def test_a_web_process_starts_with_the_window_its_remote_server_reports(
+    data_dir, model_list_server
+):
+    server = model_list_server(vllm_models(QWEN_480B, 262_144))
+
+    result = run_python(["-c", START_WEB], data_dir, **remote_env(server.url))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["262144"]
+    assert server.asked == 1  # at start; the page's budget then comes from the cache
+
+
+def test_a_web_process_refuses_to_start_when_the_remote_server_reports_no_window(
+    data_dir, model_list_server
+):
+    server = model_list_server(unsized_models(QWEN_480B))
+
+    result = run_python(["-c", START_WEB], data_dir, **remote_env(server.url))
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(
+        f"django.core.exceptions.ImproperlyConfigured: QWEB_REMOTE_URL={server.url} reports "
+        f"no context window for QWEB_REMOTE_MODEL={QWEN_480B!r}"
+    ), result.stderr
+    assert "Set QWEB_CONTEXT_TOKENS" in last_line
+
+
+def test_a_web_process_refuses_to_start_when_the_remote_server_cannot_be_asked(data_dir):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    result = run_python(["-c", START_WEB], data_dir, **remote_env(closed))
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: The context window")
+    assert "connection refused" in last_line
+    assert "QWEB_CONTEXT_TOKENS" in last_line
+
+
+def test_qweb_context_tokens_lets_a_web_process_start_without_asking_the_server(
+    data_dir, model_list_server
+):
+    server = model_list_server(unsized_models(QWEN_480B))
+
+    result = run_python(
+        ["-c", START_WEB], data_dir, **remote_env(server.url, QWEB_CONTEXT_TOKENS="131072")
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["131072"]
+    assert server.asked == 0
+
+
+def test_a_remote_tokenizer_dir_without_a_tokenizer_is_refused(data_dir, tmp_path):
+    error = settings_error(data_dir, QWEB_REMOTE_TOKENIZER_DIR=str(tmp_path))
+
+    assert f"QWEB_REMOTE_TOKENIZER_DIR names {str(tmp_path)!r}, which holds no tokenizer.json" in (
+        error
+    )

@@ -10,33 +10,32 @@ Layout (chat messages, rendered by the tokenizer's own chat template):
    result for the same conversation, so asking again gives the same prompt;
 3. **user**: the question.
 
-The budget is the model's window (``QWEB_CONTEXT_TOKENS``, else the model's own) less the
-tokens reserved for the answer. Every part is counted with the model's tokenizer, and the
-whole prompt once more through the chat template, so the budget bar shows what the model
-sees. The manifest (``TurnPrompt.manifest``) is stored with the answer.
+The budget is the model's window (``QWEB_CONTEXT_TOKENS``, else the model's own: its config,
+or what a remote server reports) less the tokens reserved for the answer. Every part is counted
+with the model's tokenizer (`apps.repos.tokens`), and the whole prompt once more through the
+chat template where there is one, so the budget bar shows what the model sees. The manifest
+(``TurnPrompt.manifest``) is stored with the answer.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
+from apps.generation import backends
 from apps.repos.context import ContextError, RepoContext, context_build
 from apps.repos.models import IndexedBlob, IndexedCommit, Repository
-from apps.repos.tokens import token_counter
+from apps.repos.tokens import token_counter, tokenizer_dir
 from qweb.lib.codeindex.languages import detect_language
 from qweb.lib.gitstore import GitStore
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WINDOW = 32_768
 # History may take up to this share of the budget; files get the rest.
 HISTORY_SHARE = 0.25
 SHORT_QUESTION_TOKENS = 150
@@ -72,25 +71,11 @@ class TurnPrompt:
 
 
 def context_window() -> int:
-    """Tokens the model can take in one request: the setting, else the model's config."""
-    if settings.QWEB_CONTEXT_TOKENS:
-        return settings.QWEB_CONTEXT_TOKENS
-    if settings.QWEB_CONTEXT_WINDOW:
-        return settings.QWEB_CONTEXT_WINDOW
-    return _model_window(str(settings.QWEB_MODEL_DIR))
-
-
-@functools.cache
-def _model_window(model_dir: str) -> int:
+    """Tokens the model can take in one request; ``PromptError`` when that is not known."""
     try:
-        with (Path(model_dir) / "config.json").open(encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        return DEFAULT_WINDOW
-    window = config.get("max_position_embeddings") or config.get("text_config", {}).get(
-        "max_position_embeddings"
-    )
-    return int(window) if isinstance(window, int) and window > 0 else DEFAULT_WINDOW
+        return backends.context_window()
+    except backends.WindowUnknown as error:
+        raise PromptError(str(error)) from None
 
 
 def answer_reserve(window: int, wanted: int | None = None) -> int:
@@ -114,7 +99,8 @@ def _chat_tokenizer(model_dir: str) -> Any:
 
 def template_token_count(messages: list[dict[str, str]]) -> int | None:
     """Tokens of the whole prompt through the model's chat template; None without one."""
-    tokenizer = _chat_tokenizer(str(settings.QWEB_MODEL_DIR))
+    directory = tokenizer_dir()
+    tokenizer = _chat_tokenizer(str(directory)) if directory else None
     if tokenizer is None:
         return None
     ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)

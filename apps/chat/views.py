@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.chat import services
 from apps.chat.models import Conversation
-from apps.chat.prompt import answer_reserve, context_window
+from apps.chat.prompt import PromptError, answer_reserve, context_window
 from apps.chat.selectors import (
     conversation_get,
     conversation_list,
@@ -123,7 +123,11 @@ def _indexed_state(conversation: Conversation) -> tuple[str, str | None]:
 def conversation_detail(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
     membership, conversation = _conversation_for(request, slug, conversation_id)
     sha, index_state = _indexed_state(conversation)
-    window = context_window()
+    try:
+        window: int | None = context_window()
+        window_error = ""
+    except PromptError as error:  # a remote server that cannot be asked, nothing known yet
+        window, window_error = None, str(error)
     return render(
         request,
         "chat/detail.html",
@@ -134,7 +138,8 @@ def conversation_detail(request: HttpRequest, slug: str, conversation_id: int) -
             head_sha=sha,
             index_state=index_state,
             window=window,
-            budget=window - answer_reserve(window),
+            window_error=window_error,
+            budget=window - answer_reserve(window) if window else None,
             max_chars=settings.QWEB_CHAT_MAX_MESSAGE_CHARS,
             usage_today=usage_today(
                 user_id=membership.user_id, workspace_id=membership.workspace_id

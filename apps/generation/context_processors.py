@@ -7,6 +7,8 @@ from pathlib import Path
 from django.conf import settings
 from django.http import HttpRequest
 
+from apps.generation.backends import model_label
+
 
 @functools.cache
 def _is_demo(config_path: str) -> bool:
@@ -17,7 +19,12 @@ def _is_demo(config_path: str) -> bool:
 
 
 def model(request: HttpRequest) -> dict[str, object]:
-    """Whether the served model is the tiny demo one, so pages can say so."""
-    if settings.QWEB_INFERENCE_BACKEND != "local":
-        return {"demo_model": False}
-    return {"demo_model": _is_demo(str(settings.QWEB_MODEL_DIR / "config.json"))}
+    """The served model with its context window, and whether it is the tiny demo one.
+
+    ``model_label`` is passed uncalled: templates call it only where they show it, and it reads
+    the window from the shared cache (``apps.generation.backends``).
+    """
+    demo = settings.QWEB_INFERENCE_BACKEND == "local" and _is_demo(
+        str(settings.QWEB_MODEL_DIR / "config.json")
+    )
+    return {"demo_model": demo, "model_label": model_label}

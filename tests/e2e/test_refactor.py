@@ -74,7 +74,7 @@ def live_server_env(scripted_model, tiny_model_dir):
         "QWEB_INFERENCE_BACKEND": "remote",
         "QWEB_REMOTE_URL": f"http://127.0.0.1:{scripted_model.server_address[1]}",
         "QWEB_REMOTE_MODEL": "scripted",
-        "QWEB_MODEL_DIR": str(tiny_model_dir),  # its tokenizer counts the prompt
+        "QWEB_REMOTE_TOKENIZER_DIR": str(tiny_model_dir),  # its tokenizer counts the prompt
         "QWEB_CONTEXT_TOKENS": "16384",
         "QWEB_REFACTOR_ANSWER_TOKENS": "2048",
     }

@@ -300,6 +300,8 @@ def test_the_same_worker_relays_jobs_to_a_remote_server(transformers_serve, sett
         QWEB_INFERENCE_BACKEND="remote",
         QWEB_REMOTE_URL=transformers_serve.url,
         QWEB_REMOTE_MODEL=transformers_serve.model,
+        # transformers serve reports no window (tests/generation/test_window.py)
+        QWEB_CONTEXT_TOKENS=2048,
     ):
         backend = remote_backend()
     try:

@@ -1,5 +1,6 @@
 """The remote backend against a real `transformers serve` on loopback, and a scripted server for
-the failures a real one will not produce on demand (malformed events, silence, missing usage)."""
+the failures a real one will not produce on demand (malformed events, silence, missing usage);
+the served window against a server listing models as vLLM and SGLang do (tests.model_servers)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from typing import Any
 import pytest
 
 from inference.engine import EngineError, TokenDelta
-from inference.remote import RemoteBackend, server_message
+from inference.remote import RemoteBackend, RemoteError, served_context_window, server_message
 from inference.sampling import SamplingParams
+from tests.model_servers import QWEN_480B, sglang_models, vllm_models
 
 # Prompts whose greedy answers from the tiny model run long (no end-of-sequence token within
 # 2000 tokens), so max_new_tokens decides where they end.
@@ -520,3 +522,53 @@ def test_the_remote_backend_has_the_local_engines_interface():
             getattr(Engine, name)
         ), name
     assert hasattr(RemoteBackend, "__enter__") and hasattr(RemoteBackend, "__exit__")
+
+
+# ---------------------------------------------------------------------------- the served window
+
+
+@pytest.mark.parametrize("shape", [vllm_models, sglang_models])
+def test_the_window_is_the_max_model_len_the_server_lists_for_the_model(model_list_server, shape):
+    server = model_list_server(shape(QWEN_480B, 262_144))
+
+    window = served_context_window(f"{server.url}/v1", model=QWEN_480B, api_key="sk-secret")
+
+    assert window == 262_144
+    [(path, headers)] = server.requests
+    assert path == "/v1/models"
+    assert headers["Authorization"] == "Bearer sk-secret"
+
+
+def test_an_entry_without_a_window_gives_none(model_list_server):
+    server = model_list_server(vllm_models(QWEN_480B, 262_144))
+
+    # vLLM lists LoRA adapters without max_model_len.
+    assert served_context_window(server.url, model="sql-lora") is None
+    assert served_context_window(server.url, model=QWEN_480B) == 262_144
+
+
+def test_transformers_serve_lists_its_model_without_a_window(transformers_serve):
+    assert served_context_window(transformers_serve.url, model=transformers_serve.model) is None
+
+
+def test_a_model_the_server_does_not_list_is_an_error_naming_what_it_lists(model_list_server):
+    server = model_list_server(sglang_models("Qwen/Qwen3-Coder-30B-A3B-Instruct", 65_536))
+
+    with pytest.raises(RemoteError, match="lists no model 'qwen3-480b'") as error:
+        served_context_window(server.url, model="qwen3-480b")
+
+    assert "'Qwen/Qwen3-Coder-30B-A3B-Instruct'" in str(error.value)
+
+
+def test_a_server_that_cannot_be_asked_for_its_models_is_an_error_with_the_reason(
+    model_list_server,
+):
+    refusing = model_list_server({"error": {"message": "invalid API key"}}, status=401)
+    not_a_list = model_list_server({"models": []})
+
+    with pytest.raises(RemoteError, match="connection refused"):
+        served_context_window(f"http://127.0.0.1:{closed_port()}", model="m")
+    with pytest.raises(RemoteError, match="HTTP 401 Unauthorized: invalid API key"):
+        served_context_window(refusing.url, model="m", api_key="wrong")
+    with pytest.raises(RemoteError, match="did not answer with an OpenAI model list"):
+        served_context_window(not_a_list.url, model="m")

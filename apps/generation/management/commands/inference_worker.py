@@ -39,8 +39,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        window = f" ({backend.context_window:,}-token window)" if backend.context_window else ""
         self.stdout.write(
-            f"Worker {worker.worker_id} serving {backend.model_name} on {backend.device}",
+            f"Worker {worker.worker_id} serving {backend.model_name} on {backend.device}{window}",
         )
         self.stdout.flush()
         try:
