@@ -731,7 +731,10 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         _log("building the tiny model")
         bench.build_model()
         bench.load()
-        user = User.objects.create_user("bench@example.com", "bench-password-1", name="Bench")
+        # Staff: the bench's jobs belong to no workspace, and only staff may follow those.
+        user = User.objects.create_user(
+            "bench@example.com", "bench-password-1", name="Bench", is_staff=True
+        )
         cookie = session_cookie(user)
         _log(f"starting Daphne and the websocket client (Redis {redis_version})")
         bench.start_services(cookie)

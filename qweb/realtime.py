@@ -17,6 +17,16 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
+def user_access_group(user_id: int) -> str:
+    """Every socket of one user, told when what that user may see changes (see consumers)."""
+    return f"access.user.{user_id}"
+
+
+def access_changed_broadcast(user_id: int) -> None:
+    """After commit, every open socket of ``user_id`` checks its access again."""
+    broadcast(user_access_group(user_id), {"type": "access.changed"})
+
+
 def broadcast(group: str, event: Mapping[str, Any]) -> None:
     """Send ``event`` to every socket in ``group`` once the current transaction commits."""
 

@@ -58,6 +58,9 @@ if "*" in ALLOWED_HOSTS and not DEBUG:
         "QWEB_DEBUG is on."
     )
 CSRF_TRUSTED_ORIGINS = env.list("QWEB_CSRF_TRUSTED_ORIGINS", [])
+# Open sockets are told at once when someone's access changes; this re-check is the
+# safety net for a notice the channel layer dropped (it delivers at most once).
+QWEB_ACCESS_RECHECK_S = env.int("QWEB_ACCESS_RECHECK_S", 15, minimum=1)
 SITE_URL = (env.str("QWEB_SITE_URL") or "").rstrip("/")
 if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(

@@ -11,7 +11,9 @@ from django.test import Client
 
 from qweb.asgi import application
 
+# Browsers send both: the page's origin, and the host they connect to (checked together).
 ALLOWED_ORIGIN = b"http://localhost"
+HOST = b"localhost"
 TIMEOUT = 5
 
 
@@ -23,10 +25,12 @@ def session_cookie(user) -> bytes:
 
 
 async def open_path(
-    user, path: str, origin: bytes = ALLOWED_ORIGIN
+    user, path: str, origin: bytes | None = ALLOWED_ORIGIN, host: bytes = HOST
 ) -> tuple[WebsocketCommunicator, bool, object]:
     """A communicator for ``path`` as ``user`` (anonymous when None): (it, connected, code)."""
-    headers = [(b"origin", origin)]
+    headers = [(b"host", host)]
+    if origin is not None:
+        headers.append((b"origin", origin))
     if user is not None:
         headers.append((b"cookie", await session_cookie(user)))
     communicator = WebsocketCommunicator(application, path, headers=headers)
@@ -58,3 +62,68 @@ async def receive_until(
         frames.append(await socket.receive_json_from(timeout=timeout))
         if done(frames[-1]):
             return frames
+
+
+# Losing access while connected -------------------------------------------------------------
+
+FORBIDDEN = {"type": "error", "code": "forbidden", "message": "You no longer have access."}
+# The ways a member loses a workspace while a page of it is open.
+REVOCATIONS = ["removed", "deactivated", "workspace_deleted"]
+
+
+@database_sync_to_async
+def revoke_access(how: str, user, workspace) -> None:
+    """Take ``user``'s access to ``workspace`` away the way ``how`` says, and commit."""
+    from apps.accounts.models import User
+    from apps.workspaces import services
+    from apps.workspaces.models import Membership
+    from apps.workspaces.roles import Role
+
+    owner = (
+        Membership.objects.select_related("workspace", "user")
+        .filter(workspace=workspace, role=Role.OWNER)
+        .exclude(user=user)
+        .first()
+    )
+    if how == "removed":
+        target = Membership.objects.get(workspace=workspace, user=user)
+        services.membership_remove(actor=owner, membership_id=target.pk)
+    elif how == "deactivated":
+        person = User.objects.get(pk=user.pk)
+        person.is_active = False
+        person.save(update_fields=["is_active"])
+    elif how == "workspace_deleted":
+        services.workspace_delete(actor=owner, confirm_slug=workspace.slug)
+    else:
+        raise AssertionError(how)
+
+
+async def expect_revoked(socket: WebsocketCommunicator, since: float) -> None:
+    """The socket says access is gone and closes 4403 within a second of ``since``."""
+    import time
+
+    first = await socket.receive_json_from(timeout=1.0)
+    assert first == FORBIDDEN
+    closed = await socket.receive_output(timeout=1.0)
+    assert closed == {"type": "websocket.close", "code": 4403}
+    assert time.monotonic() - since < 1.0
+
+
+async def expect_nothing_more(socket: WebsocketCommunicator, *sends: tuple[str, dict]) -> None:
+    """After ``sends`` reach the groups the socket was in, nothing reaches its browser."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    for group, event in sends:
+        await layer.group_send(group, event)
+    assert await socket.receive_nothing(timeout=0.5)
+
+
+async def connect_ready(sockets, user, path: str, ready_type: str):
+    """An open socket (closed at the test's end) and its first frame, of type ``ready_type``."""
+    communicator, connected, detail = await open_path(user, path)
+    assert connected, f"refused with {detail}"
+    sockets.append(communicator)
+    ready = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert ready["type"] == ready_type
+    return communicator, ready

@@ -17,28 +17,14 @@ from channels.db import database_sync_to_async
 from apps.chat import services
 from apps.chat.events import conversation_group
 from apps.chat.models import Conversation, Message
-from apps.chat.selectors import conversation_for_user, conversation_pending_answers
+from apps.chat.selectors import conversation_pending_answers
 from apps.generation.consumers import JobFollowerMixin
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
-from qweb.consumers import (
-    CLOSE_GONE,
-    CLOSE_NOT_ALLOWED,
-    CLOSE_UNAUTHENTICATED,
-    ActionConsumer,
-    PresenceMixin,
-)
+from apps.workspaces.selectors import membership_find
+from qweb.consumers import CLOSE_GONE, ActionConsumer, PresenceMixin
 
 RECENT_MESSAGES = 100
-
-
-@database_sync_to_async
-def _authorize(user: Any, conversation_id: int) -> tuple[int, bool] | None:
-    found = conversation_for_user(user=user, conversation_id=conversation_id)
-    if found is None:
-        return None
-    conversation, membership = found
-    return conversation.workspace_id, can(membership.role, Action.CONTRIBUTE)
 
 
 @database_sync_to_async
@@ -56,44 +42,11 @@ def _finished(message_id: int) -> dict[str, Any] | None:
 
 
 class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
-    group: str | None = None
     owner_key = "message_id"
     actions = frozenset({"post", "stop", "pins", "ask_again"})
 
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
-        found = await _authorize(user, self.conversation_id)
-        if found is None:
-            await self.close(code=CLOSE_NOT_ALLOWED)
-            return
-        self.user_id = user.pk
-        self.group = conversation_group(self.conversation_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        pending, recent = await _ready_state(self.conversation_id)
-        await self.send_json(
-            {
-                "type": "conversation.ready",
-                "conversation_id": self.conversation_id,
-                "can_post": found[1],
-                "pending": [message_id for message_id, _ in pending],
-                "recent": recent,
-            }
-        )
-        for message_id, job_id in pending:
-            await self.follow_job(message_id, job_id)
-
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.presence_exit()
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        await self.unfollow_all()
-
-    # ------------------------------------------------------------------ from the browser
+    def read_route(self, kwargs: dict[str, Any]) -> None:
+        self.conversation_id = int(kwargs["conversation_id"])
 
     def load_target(self) -> tuple[Conversation, Membership] | None:
         conversation = (
@@ -101,12 +54,36 @@ class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
             .filter(pk=self.conversation_id)
             .first()
         )
-        if conversation is None:
+        if conversation is None or self.user_id is None:
             return None
-        membership = Membership.objects.filter(
-            workspace_id=conversation.workspace_id, user_id=self.user_id
-        ).first()
+        membership = membership_find(user_id=self.user_id, workspace_id=conversation.workspace_id)
         return None if membership is None else (conversation, membership)
+
+    def group_of(self, target: tuple[Conversation, Membership]) -> str:
+        return conversation_group(self.conversation_id)
+
+    async def ready(self, target: tuple[Conversation, Membership]) -> None:
+        pending, recent = await _ready_state(self.conversation_id)
+        await self.send_json(
+            {
+                "type": "conversation.ready",
+                "conversation_id": self.conversation_id,
+                "can_post": can(target[1].role, Action.CONTRIBUTE),
+                "pending": [message_id for message_id, _ in pending],
+                "recent": recent,
+            }
+        )
+        for message_id, job_id in pending:
+            await self.follow_job(message_id, job_id)
+
+    async def access_kept(self, target: tuple[Conversation, Membership]) -> None:
+        await self.send_json(
+            {"type": "access.changed", "can_post": can(target[1].role, Action.CONTRIBUTE)}
+        )
+
+    async def leave(self) -> None:
+        await self.presence_exit()
+        await self.unfollow_all()
 
     def perform(self, action: str, target: Any, content: dict[str, Any]) -> None:
         conversation, membership = target

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
 from apps.chat.models import Conversation, Message, TokenUsage
-from apps.workspaces.models import Membership, Workspace
+from apps.workspaces.models import Workspace
 
 
 def conversation_list(
@@ -42,23 +40,6 @@ def conversation_get(*, workspace: Workspace, conversation_id: int) -> Conversat
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.select_related("author").order_by("created_at", "pk")
-
-
-def conversation_for_user(
-    *, user: Any, conversation_id: int
-) -> tuple[Conversation, Membership] | None:
-    """The conversation and the user's membership of its workspace, or None for outsiders."""
-    if user is None or not user.is_authenticated:
-        return None
-    conversation = Conversation.objects.filter(pk=conversation_id).first()
-    if conversation is None:
-        return None
-    membership = (
-        Membership.objects.select_related("workspace")
-        .filter(workspace_id=conversation.workspace_id, user_id=user.pk)
-        .first()
-    )
-    return None if membership is None else (conversation, membership)
 
 
 def conversation_pending_answers(*, conversation_id: int) -> list[tuple[int, int]]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.core.exceptions import PermissionDenied
 
 from apps.generation.events import StreamPosition, job_group
 from apps.generation.models import GenerationJob
 from apps.generation.selectors import job_for_user
 from apps.generation.services import job_cancel
 from apps.generation.stream import job_snapshot
-from qweb.consumers import JsonConsumer
+from qweb.consumers import CLOSE_GONE, ActionConsumer
 
-CLOSE_NOT_ALLOWED = 4403
 FINISHED_STATES = {"done", "failed", "cancelled"}
 
 
@@ -85,57 +85,37 @@ class JobFollowerMixin:
     job_finished = job_delta
 
 
-@database_sync_to_async
-def _authorize(user: Any, job_id: int) -> tuple[int, bool] | None:
-    found = job_for_user(user=user, job_id=job_id)
-    return None if found is None else (found[0].pk, found[1])
+class JobConsumer(ActionConsumer):
+    """One job followed directly (``/ws/jobs/<id>/``): its snapshot, then every delta.
 
+    Watching needs the current membership of the job's workspace; stopping it, a member.
+    """
 
-@database_sync_to_async
-def _snapshot(user: Any, job_id: int) -> dict[str, Any] | None:
-    found = job_for_user(user=user, job_id=job_id)
-    return None if found is None else dict(job_snapshot(found[0]))
+    actions = frozenset({"cancel"})
 
+    def read_route(self, kwargs: dict[str, Any]) -> None:
+        self.job_id = int(kwargs["job_id"])
 
-@database_sync_to_async
-def _cancel(user: Any, job_id: int) -> bool:
-    found = job_for_user(user=user, job_id=job_id)
-    if found is None or not found[1]:
-        return False
-    job_cancel(job_id=job_id)
-    return True
+    def load_target(self) -> tuple[GenerationJob, bool] | None:
+        return job_for_user(user_id=self.user_id, job_id=self.job_id)
 
+    def group_of(self, target: tuple[GenerationJob, bool]) -> str:
+        # Joined before the snapshot is read: whatever is sent after the read arrives here.
+        return job_group(self.job_id)
 
-class JobConsumer(JsonConsumer):
-    group: str | None = None
-
-    async def connect(self) -> None:
-        self.user = self.scope.get("user")
-        self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
-        if self.user is None or await _authorize(self.user, self.job_id) is None:
-            await self.close(code=CLOSE_NOT_ALLOWED)
-            return
-        # Join before reading the snapshot: whatever is sent after the read arrives here.
-        self.group = job_group(self.job_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        snapshot = await _snapshot(self.user, self.job_id)
+    async def ready(self, target: tuple[GenerationJob, bool]) -> None:
+        snapshot = await _job_snapshot(self.job_id)
         if snapshot is None:
-            await self.close(code=CLOSE_NOT_ALLOWED)
+            await self.close(code=CLOSE_GONE)
             return
         self.position = StreamPosition(snapshot["attempt"], snapshot["seq"])
         await self.send_json(snapshot)
 
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if not isinstance(content, dict) or content.get("type") != "cancel":
-            await self.send_json({"type": "error", "message": "Unknown event."})
-            return
-        if not await _cancel(self.user, self.job_id):
-            await self.send_json({"type": "error", "message": "You cannot stop this job."})
+    def perform(self, action: str, target: tuple[GenerationJob, bool], content: dict) -> None:
+        _job, may_cancel = target
+        if not may_cancel:
+            raise PermissionDenied("You cannot stop this job.")
+        job_cancel(job_id=self.job_id)
 
     async def job_delta(self, event: dict[str, Any]) -> None:
         if self.position.advance(event):

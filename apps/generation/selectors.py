@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from apps.accounts.models import User
 from apps.generation.models import GenerationJob
-from apps.workspaces.models import Membership
-from apps.workspaces.roles import Role
+from apps.workspaces.roles import Action, can
+from apps.workspaces.selectors import membership_find
 
 
-def job_for_user(*, user: Any, job_id: int) -> tuple[GenerationJob, bool] | None:
-    """The job if ``user`` may watch it, and whether they may also cancel it; else None."""
-    if not user.is_authenticated:
+def job_for_user(*, user_id: int | None, job_id: int) -> tuple[GenerationJob, bool] | None:
+    """The job if the user may watch it now, and whether they may also stop it; else None.
+
+    Jobs belong to their workspace, not to whoever started them: watching needs a current
+    membership (any role), stopping a member's role — for the job's creator too, who loses
+    both with the membership. Jobs outside any workspace (an operator's, from a benchmark
+    or a script) are for active site staff only.
+    """
+    if user_id is None:
         return None
     job = GenerationJob.objects.filter(pk=job_id).first()
     if job is None:
         return None
-    if job.created_by_id == user.pk:
-        return job, True
     if job.workspace_id is None:
-        return None
-    membership = Membership.objects.filter(workspace_id=job.workspace_id, user=user).first()
+        staff = User.objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
+        return (job, True) if staff else None
+    membership = membership_find(user_id=user_id, workspace_id=job.workspace_id)
     if membership is None:
         return None
-    return job, Role(membership.role).at_least(Role.MEMBER)
+    return job, can(membership.role, Action.CONTRIBUTE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.core.exceptions import ValidationError
 
 from apps.generation.consumers import JobFollowerMixin
 from apps.refactors import services
@@ -17,33 +18,24 @@ from apps.refactors.events import session_group
 from apps.refactors.models import ChangeSet, RefactorSession
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
-from qweb.consumers import (
-    CLOSE_NOT_ALLOWED,
-    CLOSE_UNAUTHENTICATED,
-    ActionConsumer,
-    PresenceMixin,
-)
+from apps.workspaces.selectors import membership_find
+from qweb.consumers import ActionConsumer, PresenceMixin
 
 
 @database_sync_to_async
-def _authorize(user_id: int, session_id: int) -> dict[str, Any] | None:
-    session = RefactorSession.objects.filter(pk=session_id).first()
-    if session is None:
-        return None
-    membership = Membership.objects.filter(
-        workspace_id=session.workspace_id, user_id=user_id
-    ).first()
-    if membership is None:
-        return None
-    writing = list(
-        session.changesets.filter(state=ChangeSet.State.GENERATING, job__isnull=False).values_list(
-            "pk", "job_id"
-        )
+def _writing(session_id: int) -> list[tuple[int, int]]:
+    """``(changeset id, job id)`` of proposals the model is still writing."""
+    return list(
+        ChangeSet.objects.filter(
+            session_id=session_id, state=ChangeSet.State.GENERATING, job__isnull=False
+        ).values_list("pk", "job_id")
     )
+
+
+def _capabilities(membership: Membership) -> dict[str, bool]:
     return {
         "can_review": can(membership.role, Action.CONTRIBUTE),
         "can_apply": can(membership.role, Action.APPLY_CHANGES),
-        "writing": writing,
     }
 
 
@@ -55,58 +47,40 @@ def _changeset_of(session: RefactorSession, content: dict[str, Any]) -> ChangeSe
         else None
     )
     if changeset is None:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError("No such proposal in this session.")
     return changeset
 
 
 class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
-    group: str | None = None
     owner_key = "changeset_id"
     actions = frozenset({"decide", "decide_all", "comment", "stop"})
 
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.session_id = int(self.scope["url_route"]["kwargs"]["session_id"])
-        self.user_id = user.pk
-        found = await _authorize(user.pk, self.session_id)
-        if found is None:
-            await self.close(code=CLOSE_NOT_ALLOWED)
-            return
-        self.group = session_group(self.session_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        await self.send_json(
-            {
-                "type": "session.ready",
-                "session_id": self.session_id,
-                "can_review": found["can_review"],
-                "can_apply": found["can_apply"],
-            }
-        )
-        for changeset_id, job_id in found["writing"]:
-            await self.follow_job(changeset_id, job_id)
-
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.presence_exit()
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        await self.unfollow_all()
+    def read_route(self, kwargs: dict[str, Any]) -> None:
+        self.session_id = int(kwargs["session_id"])
 
     def load_target(self) -> tuple[RefactorSession, Membership] | None:
         session = RefactorSession.objects.filter(pk=self.session_id).first()
-        if session is None:
+        if session is None or self.user_id is None:
             return None
-        membership = (
-            Membership.objects.select_related("user")
-            .filter(workspace_id=session.workspace_id, user_id=self.user_id)
-            .first()
-        )
+        membership = membership_find(user_id=self.user_id, workspace_id=session.workspace_id)
         return None if membership is None else (session, membership)
+
+    def group_of(self, target: tuple[RefactorSession, Membership]) -> str:
+        return session_group(self.session_id)
+
+    async def ready(self, target: tuple[RefactorSession, Membership]) -> None:
+        await self.send_json(
+            {"type": "session.ready", "session_id": self.session_id, **_capabilities(target[1])}
+        )
+        for changeset_id, job_id in await _writing(self.session_id):
+            await self.follow_job(changeset_id, job_id)
+
+    async def access_kept(self, target: tuple[RefactorSession, Membership]) -> None:
+        await self.send_json({"type": "access.changed", **_capabilities(target[1])})
+
+    async def leave(self) -> None:
+        await self.presence_exit()
+        await self.unfollow_all()
 
     def perform(self, action: str, target: Any, content: dict[str, Any]) -> None:
         session, membership = target

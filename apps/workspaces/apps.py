@@ -5,3 +5,8 @@ class WorkspacesConfig(AppConfig):
     name = "apps.workspaces"
     label = "workspaces"
     verbose_name = "Workspaces"
+
+    def ready(self) -> None:
+        from apps.workspaces import signals
+
+        signals.connect()

@@ -4,62 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from apps.workspaces.events import workspace_group
 from apps.workspaces.models import Membership
-from apps.workspaces.selectors import membership_find, membership_get
-from qweb.consumers import JsonConsumer
-
-# Close codes in the application range (4000-4999), so the page can tell why.
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_NOT_A_MEMBER = 4403
+from apps.workspaces.selectors import membership_find
+from qweb.consumers import ActionConsumer
 
 
-@database_sync_to_async
-def _membership_for(user: Any, slug: str) -> Membership | None:
-    try:
-        return membership_get(user=user, slug=slug)
-    except Exception:  # Http404 for outsiders: the same answer as for a missing workspace.
-        return None
+class WorkspaceConsumer(ActionConsumer):
+    workspace_id: int | None = None
 
+    def read_route(self, kwargs: dict[str, Any]) -> None:
+        self.slug = kwargs["slug"]
 
-@database_sync_to_async
-def _still_member(user_id: int, workspace_id: int) -> bool:
-    return membership_find(user_id=user_id, workspace_id=workspace_id) is not None
+    def load_target(self) -> Membership | None:
+        if self.workspace_id is None:
+            found = (
+                Membership.objects.filter(
+                    workspace__slug=self.slug, user_id=self.user_id, user__is_active=True
+                )
+                .values_list("workspace_id", flat=True)
+                .first()
+            )
+            if found is None:
+                return None
+            self.workspace_id = found
+        # By id from then on: the socket belongs to the workspace it was opened for.
+        assert self.user_id is not None
+        return membership_find(user_id=self.user_id, workspace_id=self.workspace_id)
 
-
-class WorkspaceConsumer(JsonConsumer):
-    group: str | None = None
-
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        membership = await _membership_for(user, self.scope["url_route"]["kwargs"]["slug"])
-        if membership is None:
-            await self.close(code=CLOSE_NOT_A_MEMBER)
-            return
-        self.user_id = user.pk
-        self.workspace_id = membership.workspace_id
-        self.group = workspace_group(membership.workspace_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        # Every incoming event is authorized again: a member removed a moment ago is refused.
-        if not await _still_member(self.user_id, self.workspace_id):
-            await self.close(code=CLOSE_NOT_A_MEMBER)
-            return
-        if not isinstance(content, dict) or content.get("type") != "ping":
-            await self.send_json({"type": "error", "message": "Unknown event."})
-            return
-        await self.send_json({"type": "pong"})
+    def group_of(self, target: Membership) -> str:
+        return workspace_group(target.workspace_id)
 
     async def member_joined(self, event: dict[str, Any]) -> None:
         await self.send_json(event)
@@ -68,6 +42,7 @@ class WorkspaceConsumer(JsonConsumer):
         await self.send_json(event)
 
     async def member_removed(self, event: dict[str, Any]) -> None:
-        await self.send_json(event)
         if event["user_id"] == self.user_id:
-            await self.close(code=CLOSE_NOT_A_MEMBER)
+            await self.check_access()
+            return
+        await self.send_json(event)

@@ -32,9 +32,10 @@ def membership_get(*, user: User, slug: str) -> Membership:
 
 
 def membership_find(*, user_id: int, workspace_id: int) -> Membership | None:
+    """The membership of an active user, or None: what every open socket is checked against."""
     return (
-        Membership.objects.select_related("workspace")
-        .filter(user_id=user_id, workspace_id=workspace_id)
+        Membership.objects.select_related("workspace", "user")
+        .filter(user_id=user_id, workspace_id=workspace_id, user__is_active=True)
         .first()
     )
 

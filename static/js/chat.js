@@ -154,6 +154,12 @@
       });
       updateComposer();
     },
+    "access.changed": function (event) {
+      // The role changed but still lets this page stay open: posting may have changed.
+      if (canPost !== event.can_post) toast(event.can_post ? "You can ask questions here now." : "Your role no longer lets you ask questions here.", "info");
+      canPost = event.can_post;
+      updateComposer();
+    },
     "message.created": function (event) {
       if (event.role === "assistant") {
         streams[event.message_id] = streams[event.message_id] || { attempt: 0, seq: 0, text: "" };

@@ -181,6 +181,10 @@
       presence.reset();
       send({ type: "presence" });
     },
+    "access.changed": function (event) {
+      if (canReview !== event.can_review) toast(event.can_review ? "You can review this proposal now; reload to see every control." : "Your role no longer lets you review here.", "info");
+      canReview = event.can_review;
+    },
     "job.snapshot": function (event) {
       if (event.changeset_id !== changesetId) return;
       stream = { attempt: event.attempt, seq: event.seq, text: event.text };

@@ -20,12 +20,12 @@ from django.test import override_settings
 
 from apps.accounts.models import User
 from apps.chat import services
-from apps.chat.consumers import CLOSE_GONE, CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED
 from apps.chat.models import Message
 from apps.generation.models import GenerationJob
 from apps.generation.stream import job_snapshot
 from apps.generation.worker import InferenceWorker
 from apps.workspaces.models import Membership
+from qweb.consumers import CLOSE_GONE, CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED
 from tests.sockets import ALLOWED_ORIGIN, TIMEOUT, close, open_path, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

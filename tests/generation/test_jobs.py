@@ -97,7 +97,11 @@ async def _connect(client, user, job_id):
     communicator = WebsocketCommunicator(
         application,
         f"/ws/jobs/{job_id}/",
-        headers=[(b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://localhost")],
+        headers=[
+            (b"cookie", f"sessionid={cookie}".encode()),
+            (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
+        ],
     )
     connected, code = await communicator.connect()
     return communicator, connected, code
@@ -167,7 +171,11 @@ async def test_a_viewer_may_watch_but_not_stop_a_job(client, owner, viewer, work
     await communicator.receive_json_from(timeout=3)
     await communicator.send_json_to({"type": "cancel"})
     reply = await communicator.receive_json_from(timeout=3)
-    assert reply == {"type": "error", "message": "You cannot stop this job."}
+    assert reply == {
+        "type": "error",
+        "code": "forbidden",
+        "message": "You cannot stop this job.",
+    }
     assert (await GenerationJob.objects.aget(pk=job.pk)).state == GenerationJob.State.QUEUED
     await communicator.disconnect()
 

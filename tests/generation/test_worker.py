@@ -361,6 +361,7 @@ async def test_a_follower_who_joined_while_the_job_was_queued_gets_the_whole_ans
         headers=[
             (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
             (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
         ],
     )
     assert (await follower.connect())[0]
@@ -396,6 +397,7 @@ async def test_an_idle_job_socket_stays_open_longer_than_the_redis_read_timeout(
         headers=[
             (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
             (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
         ],
     )
     assert (await follower.connect())[0]

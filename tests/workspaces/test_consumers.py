@@ -8,6 +8,7 @@ They need committed data (``on_commit`` events, consumers on other threads), hen
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,11 +21,14 @@ from django.test import Client
 
 from apps.accounts.models import User
 from apps.workspaces import services
-from apps.workspaces.consumers import CLOSE_NOT_A_MEMBER, CLOSE_UNAUTHENTICATED
+from apps.workspaces.events import workspace_group
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Role
 from qweb.asgi import application
+from qweb.consumers import CLOSE_NOT_ALLOWED as CLOSE_NOT_A_MEMBER
+from qweb.consumers import CLOSE_UNAUTHENTICATED
 from tests import factories
+from tests.sockets import REVOCATIONS, expect_nothing_more, expect_revoked, open_path, revoke_access
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,12 +46,7 @@ def session_cookie(user: User) -> bytes:
 async def open_socket(
     user: User | None, slug: str = "acme", origin: bytes = ALLOWED_ORIGIN
 ) -> tuple[WebsocketCommunicator, bool, object]:
-    headers = [(b"origin", origin)]
-    if user is not None:
-        headers.append((b"cookie", await session_cookie(user)))
-    communicator = WebsocketCommunicator(application, f"/ws/w/{slug}/", headers=headers)
-    connected, code_or_subprotocol = await communicator.connect(timeout=TIMEOUT)
-    return communicator, connected, code_or_subprotocol
+    return await open_path(user, f"/ws/w/{slug}/", origin)
 
 
 @database_sync_to_async
@@ -128,7 +127,9 @@ async def test_a_deactivated_member_is_refused(member):
     cookie = await session_cookie(member)
     await database_sync_to_async(User.objects.filter(pk=member.pk).update)(is_active=False)
     communicator = WebsocketCommunicator(
-        application, "/ws/w/acme/", headers=[(b"origin", ALLOWED_ORIGIN), (b"cookie", cookie)]
+        application,
+        "/ws/w/acme/",
+        headers=[(b"host", b"localhost"), (b"origin", ALLOWED_ORIGIN), (b"cookie", cookie)],
     )
 
     connected, code = await communicator.connect(timeout=TIMEOUT)
@@ -156,7 +157,9 @@ async def test_a_page_on_a_foreign_origin_is_refused(member, origin):
 
 async def test_a_socket_without_an_origin_header_is_refused(member):
     communicator = WebsocketCommunicator(
-        application, "/ws/w/acme/", headers=[(b"cookie", await session_cookie(member))]
+        application,
+        "/ws/w/acme/",
+        headers=[(b"host", b"localhost"), (b"cookie", await session_cookie(member))],
     )
 
     connected, _ = await communicator.connect(timeout=TIMEOUT)
@@ -239,16 +242,17 @@ async def test_members_receive_a_new_member_joining(sockets, owner, member, work
     }
 
 
-async def test_a_removed_member_gets_the_event_then_their_socket_closes(
-    sockets, owner, member, viewer
-):
+FORBIDDEN = {"type": "error", "code": "forbidden", "message": "You no longer have access."}
+
+
+async def test_a_removed_member_is_told_then_their_socket_closes(sockets, owner, member, viewer):
     member_socket = await connect(sockets, member)
     viewer_socket = await connect(sockets, viewer)
 
     await remove(owner, member)
 
     expected = {"type": "member.removed", "user_id": member.pk, "name": member.display_name}
-    assert await member_socket.receive_json_from(timeout=TIMEOUT) == expected
+    assert await member_socket.receive_json_from(timeout=TIMEOUT) == FORBIDDEN
     assert await member_socket.receive_output(timeout=TIMEOUT) == {
         "type": "websocket.close",
         "code": CLOSE_NOT_A_MEMBER,
@@ -258,13 +262,13 @@ async def test_a_removed_member_gets_the_event_then_their_socket_closes(
     assert await viewer_socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
 
 
-async def test_a_member_who_leaves_gets_the_event_then_their_socket_closes(sockets, member, owner):
+async def test_a_member_who_leaves_is_told_then_their_socket_closes(sockets, member, owner):
     member_socket = await connect(sockets, member)
     owner_socket = await connect(sockets, owner)
 
     await remove(member, member)
 
-    assert (await member_socket.receive_json_from(timeout=TIMEOUT))["type"] == "member.removed"
+    assert await member_socket.receive_json_from(timeout=TIMEOUT) == FORBIDDEN
     assert (await member_socket.receive_output(timeout=TIMEOUT))["code"] == CLOSE_NOT_A_MEMBER
     assert (await owner_socket.receive_json_from(timeout=TIMEOUT))["user_id"] == member.pk
 
@@ -276,6 +280,7 @@ async def test_a_member_removed_while_connected_is_refused_at_their_next_message
 
     await socket.send_json_to({"type": "ping"})
 
+    assert await socket.receive_json_from(timeout=TIMEOUT) == FORBIDDEN
     assert await socket.receive_output(timeout=TIMEOUT) == {
         "type": "websocket.close",
         "code": CLOSE_NOT_A_MEMBER,
@@ -294,10 +299,8 @@ async def test_a_malformed_frame_gets_an_error_and_disturbs_no_one(sockets, memb
 
     await member_socket.send_to(text_data=frame)
 
-    assert await member_socket.receive_json_from(timeout=TIMEOUT) == {
-        "type": "error",
-        "message": "Unknown event.",
-    }
+    answer = await member_socket.receive_json_from(timeout=TIMEOUT)
+    assert (answer["type"], answer["code"]) == ("error", "bad_frame")
     assert await viewer_socket.receive_nothing(timeout=0.2)
     for socket in (member_socket, viewer_socket):
         await socket.send_json_to({"type": "ping"})
@@ -313,7 +316,8 @@ async def test_a_binary_frame_gets_an_error_and_keeps_the_socket_open(member):
 
     assert await socket.receive_json_from(timeout=TIMEOUT) == {
         "type": "error",
-        "message": "Unknown event.",
+        "code": "bad_frame",
+        "message": "Frames are JSON text, not binary.",
     }
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
@@ -333,3 +337,25 @@ async def test_an_oversized_frame_is_refused_unparsed_and_keeps_the_socket_open(
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
     await close(socket)
+
+
+# Losing access while connected ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", REVOCATIONS)
+async def test_a_workspace_socket_closes_when_access_goes_without_a_frame(
+    sockets, owner, member, workspace, how
+):
+    socket = await connect(sockets, member)
+
+    started = time.monotonic()
+    await revoke_access(how, member, workspace)
+
+    await expect_revoked(socket, started)
+    await expect_nothing_more(
+        socket,
+        (
+            workspace_group(workspace.pk),
+            {"type": "member.joined", "user_id": owner.pk, "name": "x", "role": "viewer"},
+        ),
+    )
