@@ -17,11 +17,15 @@ from channels.db import database_sync_to_async
 from apps.chat import services
 from apps.chat.events import conversation_group
 from apps.chat.models import Conversation, Message
-from apps.chat.selectors import conversation_pending_answers
+from apps.chat.selectors import (
+    conversation_access,
+    conversation_pending_answers,
+    conversation_recent_message_ids,
+    message_find,
+)
 from apps.generation.consumers import JobFollowerMixin
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
-from apps.workspaces.selectors import membership_find
 from qweb.consumers import CLOSE_GONE, ActionConsumer, PresenceMixin
 
 RECENT_MESSAGES = 100
@@ -30,14 +34,15 @@ RECENT_MESSAGES = 100
 @database_sync_to_async
 def _ready_state(conversation_id: int) -> tuple[list[tuple[int, int]], list[int]]:
     """Answers being written, and the ids of the latest messages (for a page catching up)."""
-    recent = Message.objects.filter(conversation_id=conversation_id).order_by("-pk")
-    ids = sorted(recent.values_list("pk", flat=True)[:RECENT_MESSAGES])
-    return conversation_pending_answers(conversation_id=conversation_id), ids
+    return (
+        conversation_pending_answers(conversation_id=conversation_id),
+        conversation_recent_message_ids(conversation_id=conversation_id, limit=RECENT_MESSAGES),
+    )
 
 
 @database_sync_to_async
 def _finished(message_id: int) -> dict[str, Any] | None:
-    message = Message.objects.filter(pk=message_id).first()
+    message = message_find(message_id=message_id)
     return None if message is None else dict(services.message_finished_event(message))
 
 
@@ -49,15 +54,8 @@ class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
         self.conversation_id = int(kwargs["conversation_id"])
 
     def load_target(self) -> tuple[Conversation, Membership] | None:
-        conversation = (
-            Conversation.objects.select_related("repository")
-            .filter(pk=self.conversation_id)
-            .first()
-        )
-        if conversation is None or self.user_id is None:
-            return None
-        membership = membership_find(user_id=self.user_id, workspace_id=conversation.workspace_id)
-        return None if membership is None else (conversation, membership)
+        assert self.user_id is not None
+        return conversation_access(user_id=self.user_id, conversation_id=self.conversation_id)
 
     def group_of(self, target: tuple[Conversation, Membership]) -> str:
         return conversation_group(self.conversation_id)

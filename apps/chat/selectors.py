@@ -7,7 +7,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.chat.models import Conversation, Message, TokenUsage
-from apps.workspaces.models import Workspace
+from apps.workspaces.models import Membership, Workspace
+from apps.workspaces.selectors import membership_find
 
 
 def conversation_list(
@@ -40,6 +41,29 @@ def conversation_get(*, workspace: Workspace, conversation_id: int) -> Conversat
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.select_related("author").order_by("created_at", "pk")
+
+
+def conversation_access(
+    *, user_id: int, conversation_id: int
+) -> tuple[Conversation, Membership] | None:
+    """The conversation and the user's current membership of its workspace, or None."""
+    conversation = (
+        Conversation.objects.select_related("repository").filter(pk=conversation_id).first()
+    )
+    if conversation is None:
+        return None
+    membership = membership_find(user_id=user_id, workspace_id=conversation.workspace_id)
+    return None if membership is None else (conversation, membership)
+
+
+def conversation_recent_message_ids(*, conversation_id: int, limit: int) -> list[int]:
+    """The ids of the latest ``limit`` messages, oldest first (for a page catching up)."""
+    recent = Message.objects.filter(conversation_id=conversation_id).order_by("-pk")
+    return sorted(recent.values_list("pk", flat=True)[:limit])
+
+
+def message_find(*, message_id: int) -> Message | None:
+    return Message.objects.filter(pk=message_id).first()
 
 
 def conversation_pending_answers(*, conversation_id: int) -> list[tuple[int, int]]:

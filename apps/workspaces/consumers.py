@@ -6,7 +6,7 @@ from typing import Any
 
 from apps.workspaces.events import workspace_group
 from apps.workspaces.models import Membership
-from apps.workspaces.selectors import membership_find
+from apps.workspaces.selectors import membership_find, workspace_id_for_member
 from qweb.consumers import ActionConsumer
 
 
@@ -17,19 +17,12 @@ class WorkspaceConsumer(ActionConsumer):
         self.slug = kwargs["slug"]
 
     def load_target(self) -> Membership | None:
-        if self.workspace_id is None:
-            found = (
-                Membership.objects.filter(
-                    workspace__slug=self.slug, user_id=self.user_id, user__is_active=True
-                )
-                .values_list("workspace_id", flat=True)
-                .first()
-            )
-            if found is None:
-                return None
-            self.workspace_id = found
-        # By id from then on: the socket belongs to the workspace it was opened for.
         assert self.user_id is not None
+        if self.workspace_id is None:
+            self.workspace_id = workspace_id_for_member(user_id=self.user_id, slug=self.slug)
+            if self.workspace_id is None:
+                return None
+        # By id from then on: the socket belongs to the workspace it was opened for.
         return membership_find(user_id=self.user_id, workspace_id=self.workspace_id)
 
     def group_of(self, target: Membership) -> str:

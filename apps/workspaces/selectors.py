@@ -40,6 +40,15 @@ def membership_find(*, user_id: int, workspace_id: int) -> Membership | None:
     )
 
 
+def workspace_id_for_member(*, user_id: int, slug: str) -> int | None:
+    """The id of workspace ``slug`` if the active user is a member of it; else None."""
+    return (
+        Membership.objects.filter(workspace__slug=slug, user_id=user_id, user__is_active=True)
+        .values_list("workspace_id", flat=True)
+        .first()
+    )
+
+
 def membership_list(*, workspace: Workspace) -> QuerySet[Membership]:
     return workspace.memberships.select_related("user").order_by("user__name", "user__email")
 
