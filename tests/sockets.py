@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 from django.test import Client
 
 from qweb.asgi import application
@@ -72,8 +74,18 @@ REVOCATIONS = ["removed", "deactivated", "workspace_deleted"]
 
 
 @database_sync_to_async
-def revoke_access(how: str, user, workspace) -> None:
-    """Take ``user``'s access to ``workspace`` away the way ``how`` says, and commit."""
+def revoke_access(how: str, user, workspace) -> float:
+    """Take ``user``'s access to ``workspace`` away the way ``how`` says, and commit; returns
+    the moment it committed (``time.monotonic()``), which deadlines are measured from."""
+    with transaction.atomic():
+        # Registered first, so it runs at commit before the notices are sent.
+        committed: list[float] = []
+        transaction.on_commit(lambda: committed.append(time.monotonic()))
+        _revoke(how, user, workspace)
+    return committed[0]
+
+
+def _revoke(how: str, user, workspace) -> None:
     from apps.accounts.models import User
     from apps.workspaces import services
     from apps.workspaces.models import Membership
@@ -100,11 +112,9 @@ def revoke_access(how: str, user, workspace) -> None:
 
 async def expect_revoked(socket: WebsocketCommunicator, since: float) -> None:
     """The socket says access is gone and closes 4403 within a second of ``since``."""
-    import time
-
-    first = await socket.receive_json_from(timeout=1.0)
+    first = await socket.receive_json_from(timeout=TIMEOUT)
     assert first == FORBIDDEN
-    closed = await socket.receive_output(timeout=1.0)
+    closed = await socket.receive_output(timeout=TIMEOUT)
     assert closed == {"type": "websocket.close", "code": 4403}
     assert time.monotonic() - since < 1.0
 

@@ -156,8 +156,7 @@ async def revoked_for_good(clients, pages, job_id, member, workspace, how):
     assert (await clients["refactor"].first_frame())["type"] == "session.ready"
     before = {kind: len(client.frames) for kind, client in clients.items()}
 
-    changed = time.monotonic()
-    await revoke_access(how, member, workspace)
+    changed = await revoke_access(how, member, workspace)
 
     for kind, client in clients.items():
         closed_at, code = await asyncio.wait_for(client.closed, 5)

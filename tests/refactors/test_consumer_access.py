@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from channels.db import database_sync_to_async
 
@@ -47,10 +45,9 @@ async def test_a_socket_following_a_proposal_closes_when_access_goes(
     snapshot = await socket.receive_json_from(timeout=TIMEOUT)
     assert (snapshot["type"], snapshot["changeset_id"]) == ("job.snapshot", writing.pk)
 
-    started = time.monotonic()
-    await revoke_access(how, member, workspace)
+    committed = await revoke_access(how, member, workspace)
 
-    await expect_revoked(socket, started)
+    await expect_revoked(socket, committed)
     job_id = writing.job_id
     await expect_nothing_more(
         socket,
