@@ -122,8 +122,6 @@ class Engine(StreamingBackend):
         page_size: int = DEFAULT_PAGE_SIZE,
         max_requests_per_batch: int | None = None,
     ) -> None:
-        from transformers.generation import ContinuousBatchingConfig, GenerationConfig
-
         if kv_cache_bytes is not None and memory_fraction is not None:
             raise ValueError("give kv_cache_bytes or memory_fraction, not both")
         if memory_fraction is not None and not 0.0 < memory_fraction <= 1.0:
@@ -134,17 +132,69 @@ class Engine(StreamingBackend):
         config = model.config.get_text_config()
 
         self._bytes_per_block = self.kv_bytes_per_block(config, model.dtype, page_size)
+        num_blocks = self._num_blocks(model, kv_cache_bytes, memory_fraction, page_size)
+        self._manager = self._warm_manager(
+            model,
+            page_size=page_size,
+            num_blocks=num_blocks,
+            max_batch_tokens=max_batch_tokens,
+            memory_fraction=memory_fraction,
+            max_requests_per_batch=max_requests_per_batch,
+        )
+        cache = self._manager.batch_processor.cache
+        self._context_window = int(context_window or config.max_position_embeddings)
+        self._info = EngineInfo(
+            context_window=self._context_window,
+            max_request_tokens=self._max_request_tokens(cache, page_size),
+            kv_cache_bytes=int(cache.cache_tensor.numel() * cache.cache_tensor.element_size()),
+            num_blocks=int(cache.num_blocks),
+            page_size=page_size,
+            max_batch_tokens=int(cache.max_batch_tokens),
+            device=str(model.device),
+        )
+
+        super().__init__()
+        self._by_internal: dict[str, _Request] = {}
+        self._ids = itertools.count(1)
+        self._manager.start()
+        self._pump_stop = threading.Event()
+        self._pump = threading.Thread(target=self._pump_loop, name="qweb-engine-pump", daemon=True)
+        self._pump.start()
+
+    def _num_blocks(
+        self,
+        model: Any,
+        kv_cache_bytes: int | None,
+        memory_fraction: float | None,
+        page_size: int,
+    ) -> int | None:
+        """KV blocks for a cache of ``kv_cache_bytes``; None to size it by memory fraction."""
         if kv_cache_bytes is None and memory_fraction is None and model.device.type == "cpu":
             kv_cache_bytes = DEFAULT_CPU_KV_CACHE_BYTES
-        num_blocks = None
-        if kv_cache_bytes is not None:
-            # The manager's cache tensor also holds two never-used "trash" blocks for padding.
-            num_blocks = kv_cache_bytes // self._bytes_per_block - _TRASH_BLOCKS
-            if num_blocks < 1:
-                raise ValueError(
-                    f"kv_cache_bytes={kv_cache_bytes} is less than {1 + _TRASH_BLOCKS} KV blocks "
-                    f"({self._bytes_per_block} bytes each, {page_size} tokens)"
-                )
+        if kv_cache_bytes is None:
+            return None
+        # The manager's cache tensor also holds two never-used "trash" blocks for padding.
+        num_blocks = kv_cache_bytes // self._bytes_per_block - _TRASH_BLOCKS
+        if num_blocks < 1:
+            raise ValueError(
+                f"kv_cache_bytes={kv_cache_bytes} is less than {1 + _TRASH_BLOCKS} KV blocks "
+                f"({self._bytes_per_block} bytes each, {page_size} tokens)"
+            )
+        return num_blocks
+
+    def _warm_manager(
+        self,
+        model: Any,
+        *,
+        page_size: int,
+        num_blocks: int | None,
+        max_batch_tokens: int | None,
+        memory_fraction: float | None,
+        max_requests_per_batch: int | None,
+    ) -> Any:
+        """The model's continuous-batching manager, configured and warmed up (not started)."""
+        from transformers.generation import ContinuousBatchingConfig, GenerationConfig
+
         if max_batch_tokens is None:
             max_batch_tokens = (
                 DEFAULT_CPU_MAX_BATCH_TOKENS
@@ -169,40 +219,22 @@ class Engine(StreamingBackend):
             pad_token_id=getattr(model.generation_config, "pad_token_id", None),
             max_new_tokens=256,
         )
-        self._manager = model.init_continuous_batching(
+        manager = model.init_continuous_batching(
             generation_config=generation_config, continuous_batching_config=cb_config
         )
         # Installed before the batch processor exists, so the model runner uses these.
-        self._manager.logit_processor = per_request_processors()
+        manager.logit_processor = per_request_processors()
         # warmup() builds the batch processor (and the paged cache) here, so the cache geometry is
         # known before any request; on accelerators it also captures CUDA graphs.
         try:
-            self._manager.warmup()
+            manager.warmup()
         except Exception:
             # Typically a MemoryError for a cache that does not fit: leave the model as it was.
-            original = getattr(self._manager, "_original_attn_impl", None)
+            original = getattr(manager, "_original_attn_impl", None)
             if original is not None:
                 model.set_attn_implementation(original)
             raise
-        cache = self._manager.batch_processor.cache
-        self._context_window = int(context_window or config.max_position_embeddings)
-        self._info = EngineInfo(
-            context_window=self._context_window,
-            max_request_tokens=self._max_request_tokens(cache, page_size),
-            kv_cache_bytes=int(cache.cache_tensor.numel() * cache.cache_tensor.element_size()),
-            num_blocks=int(cache.num_blocks),
-            page_size=page_size,
-            max_batch_tokens=int(cache.max_batch_tokens),
-            device=str(model.device),
-        )
-
-        super().__init__()
-        self._by_internal: dict[str, _Request] = {}
-        self._ids = itertools.count(1)
-        self._manager.start()
-        self._pump_stop = threading.Event()
-        self._pump = threading.Thread(target=self._pump_loop, name="qweb-engine-pump", daemon=True)
-        self._pump.start()
+        return manager
 
     # ------------------------------------------------------------------ sizing helpers
 

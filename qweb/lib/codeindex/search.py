@@ -20,7 +20,7 @@ import zlib
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
@@ -924,61 +924,121 @@ def build_files(
     Python for the files that are not carried over.
     """
     carried = base._carry_table() if base is not None else {}
-    paths: list[str] = []
-    keys: list[str] = []
-    doc_counts: list[int] = []
-    symbol_counts: list[int] = []
-    carry_from: list[int] = []
-    fresh: list[tuple[int, FileMaterial]] = []
-    for index, (path, key) in enumerate(files):
-        paths.append(path)
-        keys.append(key)
-        found = carried.get(path)
-        if found is not None and found[0] == key:
-            carry_from.append(found[1])
-            doc_counts.append(found[3] - found[2])
-            symbol_counts.append(found[5] - found[4])
-        else:
-            material = materials[key]
-            carry_from.append(-1)
-            doc_counts.append(len(material.starts))
-            symbol_counts.append(len(material.definitions))
-            fresh.append((index, material))
-    doc_indptr = _indptr_from_counts(doc_counts)
-    symbol_indptr = _indptr_from_counts(symbol_counts)
+    plan = _plan_files(files, materials, carried)
+    doc_indptr = _indptr_from_counts(plan.doc_counts)
+    symbol_indptr = _indptr_from_counts(plan.symbol_counts)
     documents = int(doc_indptr[-1])
-    source = np.asarray(carry_from, dtype=np.int64)
-    kept_files = np.flatnonzero(source >= 0)
-
     doc_start = np.empty(documents, dtype=np.int32)
     doc_end = np.empty(documents, dtype=np.int32)
     added = _Postings()
-    if base is not None and kept_files.size:
-        old_docs, new_docs = _range_pairs(
-            base._file_doc_indptr[source[kept_files]],  # type: ignore[index]
-            doc_indptr[kept_files],
-            np.asarray(doc_counts, dtype=np.int64)[kept_files],
-        )
-        doc_start[new_docs] = base._doc_start[old_docs]
-        doc_end[new_docs] = base._doc_end[old_docs]
-        # The base's postings of carried documents, renumbered; still sorted by term.
-        renumber = np.full(len(base), -1, dtype=np.int64)
-        renumber[old_docs] = new_docs
-        post_docs = renumber[base._post_docs]
-        keep = post_docs >= 0
-        added.keep(base.vocabulary, base._terms()[keep], post_docs[keep], base._post_counts[keep])
-    if fresh:
-        _add_fresh(fresh, paths, doc_indptr, added)
-        for index, material in fresh:
+    if base is not None:
+        _carry_arrays(base, plan, doc_indptr, doc_start, doc_end, added)
+    if plan.fresh:
+        _add_fresh(plan.fresh, plan.paths, doc_indptr, added)
+        for index, material in plan.fresh:
             first, last = int(doc_indptr[index]), int(doc_indptr[index + 1])
             doc_start[first:last] = material.starts
             doc_end[first:last] = material.ends
+    doc_ids, doc_kinds, symbol_rows = _file_lists(base, plan, carried)
+    paths = plan.paths
+    columns = {
+        "paths": paths,
+        "doc_ids": doc_ids,
+        "doc_kinds": doc_kinds,
+        "doc_path": np.repeat(
+            np.arange(len(paths), dtype=np.int32), np.asarray(plan.doc_counts, dtype=np.int64)
+        ),
+        "doc_start": doc_start,
+        "doc_end": doc_end,
+        "symbol_rows": symbol_rows,
+        "symbol_path": np.repeat(
+            np.arange(len(paths), dtype=np.int32), np.asarray(plan.symbol_counts, dtype=np.int64)
+        ),
+        "file_keys": plan.keys,
+        "file_doc_indptr": doc_indptr,
+        "file_symbol_indptr": symbol_indptr,
+    }
+    columns.update(added.finish(documents))
+    return SearchIndex(columns)
+
+
+@dataclass
+class _FilePlan:
+    """Per file of `build_files`, in order: where it comes from and how much it holds."""
+
+    paths: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    doc_counts: list[int] = field(default_factory=list)
+    symbol_counts: list[int] = field(default_factory=list)
+    # The file's position in the base, or -1 for a file built from its material.
+    carry_from: list[int] = field(default_factory=list)
+    fresh: list[tuple[int, FileMaterial]] = field(default_factory=list)
+
+
+def _plan_files(
+    files: Sequence[tuple[str, str]],
+    materials: Mapping[str, FileMaterial],
+    carried: Mapping[str, tuple[Any, ...]],
+) -> _FilePlan:
+    """Which of ``files`` carry over from the base (same path, same key) and which are fresh."""
+    plan = _FilePlan()
+    for index, (path, key) in enumerate(files):
+        plan.paths.append(path)
+        plan.keys.append(key)
+        found = carried.get(path)
+        if found is not None and found[0] == key:
+            plan.carry_from.append(found[1])
+            plan.doc_counts.append(found[3] - found[2])
+            plan.symbol_counts.append(found[5] - found[4])
+        else:
+            material = materials[key]
+            plan.carry_from.append(-1)
+            plan.doc_counts.append(len(material.starts))
+            plan.symbol_counts.append(len(material.definitions))
+            plan.fresh.append((index, material))
+    return plan
+
+
+def _carry_arrays(
+    base: SearchIndex,
+    plan: _FilePlan,
+    doc_indptr: np.ndarray,
+    doc_start: np.ndarray,
+    doc_end: np.ndarray,
+    added: _Postings,
+) -> None:
+    """Copy the carried files' document lines into place and their postings into ``added``."""
+    source = np.asarray(plan.carry_from, dtype=np.int64)
+    kept_files = np.flatnonzero(source >= 0)
+    if not kept_files.size:
+        return
+    old_docs, new_docs = _range_pairs(
+        base._file_doc_indptr[source[kept_files]],  # type: ignore[index]
+        doc_indptr[kept_files],
+        np.asarray(plan.doc_counts, dtype=np.int64)[kept_files],
+    )
+    doc_start[new_docs] = base._doc_start[old_docs]
+    doc_end[new_docs] = base._doc_end[old_docs]
+    # The base's postings of carried documents, renumbered; still sorted by term.
+    renumber = np.full(len(base), -1, dtype=np.int64)
+    renumber[old_docs] = new_docs
+    post_docs = renumber[base._post_docs]
+    keep = post_docs >= 0
+    added.keep(base.vocabulary, base._terms()[keep], post_docs[keep], base._post_counts[keep])
+
+
+def _file_lists(
+    base: SearchIndex | None,
+    plan: _FilePlan,
+    carried: Mapping[str, tuple[Any, ...]],
+) -> tuple[list[str], list[str], list[list[Any]]]:
+    """Document ids, document kinds and symbol rows, in file order."""
     # The Python lists, a slice of the base's or a fresh list per file.
     doc_ids: list[str] = []
     doc_kinds: list[str] = []
     symbol_rows: list[list[Any]] = []
-    materials_by_file = dict(fresh)
-    for index, (path, position) in enumerate(zip(paths, carry_from, strict=True)):
+    materials_by_file = dict(plan.fresh)
+    for index, (path, position) in enumerate(zip(plan.paths, plan.carry_from, strict=True)):
         if position >= 0:
             assert base is not None
             _, _, first, last, first_symbol, last_symbol = carried[path]
@@ -997,25 +1057,7 @@ def build_files(
             )
             doc_kinds.extend(["chunk"] * len(material.starts))
             symbol_rows.extend([_definition_row(item) for item in material.definitions])
-    columns = {
-        "paths": paths,
-        "doc_ids": doc_ids,
-        "doc_kinds": doc_kinds,
-        "doc_path": np.repeat(
-            np.arange(len(paths), dtype=np.int32), np.asarray(doc_counts, dtype=np.int64)
-        ),
-        "doc_start": doc_start,
-        "doc_end": doc_end,
-        "symbol_rows": symbol_rows,
-        "symbol_path": np.repeat(
-            np.arange(len(paths), dtype=np.int32), np.asarray(symbol_counts, dtype=np.int64)
-        ),
-        "file_keys": keys,
-        "file_doc_indptr": doc_indptr,
-        "file_symbol_indptr": symbol_indptr,
-    }
-    columns.update(added.finish(documents))
-    return SearchIndex(columns)
+    return doc_ids, doc_kinds, symbol_rows
 
 
 def _add_fresh(

@@ -791,127 +791,19 @@ def _changes(
     diff: Opcodes,
 ) -> list[_Change] | str:
     """The SEARCH to REPLACE line changes of ``diff``, placed on the file through ``match``."""
-    fmap = match.fmap
-
-    # Trailing whitespace in REPLACE is noise from the model when SEARCH has some that the
-    # file lacks, or when the file has none anywhere.
-    noisy = not file.has_trailing_whitespace or any(
-        p is not None
-        and search[j].endswith((" ", "\t"))
-        and not file.texts[p].endswith((" ", "\t"))
-        for j, p in enumerate(fmap)
-    )
-    file_norm_cache: dict[int, str] = {}
-
-    def file_norm(p: int) -> str:
-        if p not in file_norm_cache:
-            file_norm_cache[p] = _norm(file.texts[p])
-        return file_norm_cache[p]
-
-    def aligned_before(j: int) -> tuple[int, int] | None:
-        for k in range(j - 1, -1, -1):
-            p = fmap[k]
-            if p is not None:
-                return k, p
-        return None
-
-    def aligned_from(j: int) -> tuple[int, int] | None:
-        for k in range(j, len(fmap)):
-            p = fmap[k]
-            if p is not None:
-                return k, p
-        return None
-
+    noisy = _noisy_trailing_whitespace(file, search, match.fmap)
+    placer = _Placer(file, search, match)
     changes: list[_Change] = []
-    n = len(search)
     for tag, s1, s2, r1, r2 in diff:
         if tag == "equal":
             continue
-        new_lines = []
-        for r in range(r1, r2):
-            line = match.reindent(replace[r])
-            if line is None:
-                return (
-                    f"REPLACE line {r + 1} cannot be re-indented to the file's indentation "
-                    f"({match.how} match)"
-                )
-            new_lines.append(line.rstrip(" \t") if noisy else line)
-        if s1 < s2:
-            mapped = fmap[s1:s2]
-            missing = next((s1 + k for k, p in enumerate(mapped) if p is None), None)
-            if missing is not None:
-                return (
-                    f"SEARCH line {missing + 1} ({search[missing].strip()[:60]!r}) is not in "
-                    f"the file and REPLACE changes it; {match.note}"
-                )
-            first = mapped[0]
-            assert first is not None
-            if mapped != list(range(first, first + len(mapped))):
-                return (
-                    f"the file has lines inside SEARCH lines {s1 + 1}-{s2} that SEARCH does "
-                    f"not show, and REPLACE changes them; {match.note}"
-                )
-            # The changed lines must sit at the one place the surrounding SEARCH lines
-            # allow: the same lines again in an unshown gap would be just as good a fit.
-            before = aligned_before(s1)
-            after = aligned_from(s2)
-            lo = before[1] + 1 if before else first
-            hi = after[1] if after else first + len(mapped)
-            wanted = [file_norm(p) for p in range(first, first + len(mapped))]
-            repeats = sum(
-                1
-                for p in range(lo, hi - len(wanted) + 1)
-                if all(file_norm(p + k) == wanted[k] for k in range(len(wanted)))
-            )
-            if repeats > 1:
-                return (
-                    f"the lines that REPLACE changes (from SEARCH line {s1 + 1}) occur more "
-                    f"than once where SEARCH places them; {match.note}"
-                )
-            # A changed line equal to its neighbour across a gap could as well be that
-            # neighbour ("delete one of two identical lines"): diffs pick either.
-            last_changed = first + len(mapped) - 1
-            gap_after = s2 < n and fmap[s2] != last_changed + 1
-            gap_before = s1 > 0 and fmap[s1 - 1] != first - 1
-            if (gap_after and _norm(search[s2]) == _norm(search[s1])) or (
-                gap_before and _norm(search[s1 - 1]) == _norm(search[s2 - 1])
-            ):
-                return (
-                    f"the lines that REPLACE changes (from SEARCH line {s1 + 1}) repeat next "
-                    f"to lines of the file that SEARCH does not show; {match.note}"
-                )
-            changes.append(_Change(first, first + len(mapped), new_lines))
-        else:
-            # Added lines go between two SEARCH lines that are neighbours in the file, or
-            # at an end of SEARCH right next to a line that is in the file, beyond which
-            # SEARCH has only made-up lines. Anywhere else the file has lines that SEARCH
-            # does not show, or SEARCH shows lines that may be further on in the file,
-            # next to the new lines: they could belong on either side of them.
-            before = aligned_before(s1)
-            after = aligned_from(s1)
-            if before is not None and after is not None and after[1] == before[1] + 1:
-                at = after[1]
-            elif (
-                before is not None
-                and after is None
-                and before[0] == s1 - 1
-                and _made_up(search[s1:], file.texts[before[1] + 1 : before[1] + n - s1 + 4])
-            ):
-                at = before[1] + 1
-            elif (
-                after is not None
-                and before is None
-                and after[0] == s1
-                and _made_up(search[:s1], file.texts[max(0, after[1] - s1 - 3) : after[1]])
-            ):
-                at = after[1]
-            else:
-                return (
-                    f"REPLACE adds lines at SEARCH line {s1 + 1}, where the file has lines "
-                    f"that SEARCH does not show or SEARCH has lines the file lacks; "
-                    f"{match.note}"
-                )
-            changes.append(_Change(at, at, new_lines))
+        new_lines = _new_lines(replace, r1, r2, match, noisy)
+        if isinstance(new_lines, str):
+            return new_lines
+        change = placer.replaced(s1, s2, new_lines) if s1 < s2 else placer.added(s1, new_lines)
+        if isinstance(change, str):
+            return change
+        changes.append(change)
     previous_end = -1
     for change in changes:
         if change.start < previous_end:
@@ -921,6 +813,146 @@ def _changes(
     if duplicated:
         return duplicated
     return changes
+
+
+def _noisy_trailing_whitespace(file: _Lines, search: list[str], fmap: list[int | None]) -> bool:
+    """Whether to strip trailing whitespace from REPLACE lines."""
+    # Trailing whitespace in REPLACE is noise from the model when SEARCH has some that the
+    # file lacks, or when the file has none anywhere.
+    return not file.has_trailing_whitespace or any(
+        p is not None
+        and search[j].endswith((" ", "\t"))
+        and not file.texts[p].endswith((" ", "\t"))
+        for j, p in enumerate(fmap)
+    )
+
+
+def _new_lines(replace: list[str], r1: int, r2: int, match: _Match, noisy: bool) -> list[str] | str:
+    """REPLACE lines ``r1:r2`` re-indented for the file, or why they cannot be."""
+    new_lines = []
+    for r in range(r1, r2):
+        line = match.reindent(replace[r])
+        if line is None:
+            return (
+                f"REPLACE line {r + 1} cannot be re-indented to the file's indentation "
+                f"({match.how} match)"
+            )
+        new_lines.append(line.rstrip(" \t") if noisy else line)
+    return new_lines
+
+
+class _Placer:
+    """Places the changes of one SEARCH/REPLACE block on the file through its match."""
+
+    def __init__(self, file: _Lines, search: list[str], match: _Match) -> None:
+        self.file = file
+        self.search = search
+        self.match = match
+        self.fmap = match.fmap
+        self._file_norm_cache: dict[int, str] = {}
+
+    def file_norm(self, p: int) -> str:
+        if p not in self._file_norm_cache:
+            self._file_norm_cache[p] = _norm(self.file.texts[p])
+        return self._file_norm_cache[p]
+
+    def aligned_before(self, j: int) -> tuple[int, int] | None:
+        for k in range(j - 1, -1, -1):
+            p = self.fmap[k]
+            if p is not None:
+                return k, p
+        return None
+
+    def aligned_from(self, j: int) -> tuple[int, int] | None:
+        for k in range(j, len(self.fmap)):
+            p = self.fmap[k]
+            if p is not None:
+                return k, p
+        return None
+
+    def replaced(self, s1: int, s2: int, new_lines: list[str]) -> _Change | str:
+        """The change for SEARCH lines ``s1:s2`` becoming ``new_lines``, or why it is refused."""
+        search, match, fmap = self.search, self.match, self.fmap
+        n = len(search)
+        mapped = fmap[s1:s2]
+        missing = next((s1 + k for k, p in enumerate(mapped) if p is None), None)
+        if missing is not None:
+            return (
+                f"SEARCH line {missing + 1} ({search[missing].strip()[:60]!r}) is not in "
+                f"the file and REPLACE changes it; {match.note}"
+            )
+        first = mapped[0]
+        assert first is not None
+        if mapped != list(range(first, first + len(mapped))):
+            return (
+                f"the file has lines inside SEARCH lines {s1 + 1}-{s2} that SEARCH does "
+                f"not show, and REPLACE changes them; {match.note}"
+            )
+        # The changed lines must sit at the one place the surrounding SEARCH lines
+        # allow: the same lines again in an unshown gap would be just as good a fit.
+        before = self.aligned_before(s1)
+        after = self.aligned_from(s2)
+        lo = before[1] + 1 if before else first
+        hi = after[1] if after else first + len(mapped)
+        wanted = [self.file_norm(p) for p in range(first, first + len(mapped))]
+        repeats = sum(
+            1
+            for p in range(lo, hi - len(wanted) + 1)
+            if all(self.file_norm(p + k) == wanted[k] for k in range(len(wanted)))
+        )
+        if repeats > 1:
+            return (
+                f"the lines that REPLACE changes (from SEARCH line {s1 + 1}) occur more "
+                f"than once where SEARCH places them; {match.note}"
+            )
+        # A changed line equal to its neighbour across a gap could as well be that
+        # neighbour ("delete one of two identical lines"): diffs pick either.
+        last_changed = first + len(mapped) - 1
+        gap_after = s2 < n and fmap[s2] != last_changed + 1
+        gap_before = s1 > 0 and fmap[s1 - 1] != first - 1
+        if (gap_after and _norm(search[s2]) == _norm(search[s1])) or (
+            gap_before and _norm(search[s1 - 1]) == _norm(search[s2 - 1])
+        ):
+            return (
+                f"the lines that REPLACE changes (from SEARCH line {s1 + 1}) repeat next "
+                f"to lines of the file that SEARCH does not show; {match.note}"
+            )
+        return _Change(first, first + len(mapped), new_lines)
+
+    def added(self, s1: int, new_lines: list[str]) -> _Change | str:
+        """The change for ``new_lines`` added at SEARCH line ``s1``, or why it is refused."""
+        search, texts = self.search, self.file.texts
+        n = len(search)
+        # Added lines go between two SEARCH lines that are neighbours in the file, or
+        # at an end of SEARCH right next to a line that is in the file, beyond which
+        # SEARCH has only made-up lines. Anywhere else the file has lines that SEARCH
+        # does not show, or SEARCH shows lines that may be further on in the file,
+        # next to the new lines: they could belong on either side of them.
+        before = self.aligned_before(s1)
+        after = self.aligned_from(s1)
+        if before is not None and after is not None and after[1] == before[1] + 1:
+            at = after[1]
+        elif (
+            before is not None
+            and after is None
+            and before[0] == s1 - 1
+            and _made_up(search[s1:], texts[before[1] + 1 : before[1] + n - s1 + 4])
+        ):
+            at = before[1] + 1
+        elif (
+            after is not None
+            and before is None
+            and after[0] == s1
+            and _made_up(search[:s1], texts[max(0, after[1] - s1 - 3) : after[1]])
+        ):
+            at = after[1]
+        else:
+            return (
+                f"REPLACE adds lines at SEARCH line {s1 + 1}, where the file has lines "
+                f"that SEARCH does not show or SEARCH has lines the file lacks; "
+                f"{self.match.note}"
+            )
+        return _Change(at, at, new_lines)
 
 
 def _made_up(search_lines: list[str], nearby: list[str]) -> bool:
