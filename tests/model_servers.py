@@ -56,7 +56,24 @@ def unsized_models(model: str) -> dict[str, Any]:
     return {"object": "list", "data": [card]}
 
 
-class ModelListServer:
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port answering with ``handler``."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class ModelListServer(LoopbackServer):
     """Answers ``GET /v1/models`` with ``body`` (JSON) and ``status``; both may be changed."""
 
     def __init__(self, body: dict[str, Any], status: int = 200) -> None:
@@ -85,21 +102,11 @@ class ModelListServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        super().__init__(Handler)
 
     @property
     def asked(self) -> int:
         return len(self.requests)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

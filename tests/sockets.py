@@ -110,6 +110,20 @@ def _revoke(how: str, user, workspace) -> None:
         raise AssertionError(how)
 
 
+@database_sync_to_async
+def change_role(actor, target, role) -> None:
+    """``actor`` gives ``target`` another role in the workspace they share, and commits."""
+    from apps.workspaces import services
+    from apps.workspaces.models import Membership
+
+    acting = Membership.objects.select_related("workspace").get(user=actor)
+    services.membership_change_role(
+        actor=acting,
+        membership_id=Membership.objects.get(user=target, workspace=acting.workspace).pk,
+        role=role,
+    )
+
+
 async def expect_revoked(socket: WebsocketCommunicator, since: float) -> None:
     """The socket says access is gone and closes 4403 within a second of ``since``."""
     first = await socket.receive_json_from(timeout=TIMEOUT)

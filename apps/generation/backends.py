@@ -183,7 +183,7 @@ def remote_window(*, fresh: bool = False) -> int:
     """
     if settings.QWEB_CONTEXT_TOKENS:
         return settings.QWEB_CONTEXT_TOKENS
-    from inference.remote import RemoteError, served_context_window
+    from inference.remote import RemoteError
 
     key = _window_key()
     known = cache.get(key) or {}
@@ -193,12 +193,7 @@ def remote_window(*, fresh: bool = False) -> int:
             return int(known["window"])
         raise WindowUnknown(known.get("error") or "The model's context window is unknown.")
     try:
-        window = served_context_window(
-            settings.QWEB_REMOTE_URL,
-            model=settings.QWEB_REMOTE_MODEL,
-            api_key=settings.QWEB_REMOTE_API_KEY,
-            timeout_s=WINDOW_LOOKUP_TIMEOUT_S,
-        )
+        window = _ask_server()
     except RemoteError as error:
         if known.get("window"):
             logger.warning("Keeping the window of %s: %s", settings.QWEB_REMOTE_MODEL, error)
@@ -224,16 +219,23 @@ def remote_window(*, fresh: bool = False) -> int:
     return window
 
 
+def _ask_server() -> int | None:
+    """The window the remote server reports for QWEB_REMOTE_MODEL (RemoteError if it can't)."""
+    from inference.remote import served_context_window
+
+    return served_context_window(
+        settings.QWEB_REMOTE_URL,
+        model=settings.QWEB_REMOTE_MODEL,
+        api_key=settings.QWEB_REMOTE_API_KEY,
+        timeout_s=WINDOW_LOOKUP_TIMEOUT_S,
+    )
+
+
 def _warn_if_over_served_window(tokens: int) -> None:
-    from inference.remote import RemoteError, served_context_window
+    from inference.remote import RemoteError
 
     try:
-        served = served_context_window(
-            settings.QWEB_REMOTE_URL,
-            model=settings.QWEB_REMOTE_MODEL,
-            api_key=settings.QWEB_REMOTE_API_KEY,
-            timeout_s=WINDOW_LOOKUP_TIMEOUT_S,
-        )
+        served = _ask_server()
     except RemoteError as error:
         logger.info("Cannot compare QWEB_CONTEXT_TOKENS with the server's window: %s", error)
         return

@@ -11,17 +11,21 @@ from apps.generation.events import StreamPosition, job_group
 from apps.generation.models import GenerationJob
 from apps.generation.selectors import job_for_user
 from apps.generation.services import job_cancel
-from apps.generation.stream import job_snapshot
+from apps.generation.stream import job_snapshot_find
 from qweb.consumers import CLOSE_GONE, ActionConsumer
 
-FINISHED_STATES = {"done", "failed", "cancelled"}
+FINISHED_STATES = {
+    GenerationJob.State.DONE,
+    GenerationJob.State.FAILED,
+    GenerationJob.State.CANCELLED,
+}
 
 
 # Off the shared database thread: when an answer starts, every socket watching it reads a
 # snapshot at once, and one after another they would hold up the live deltas.
 def _read_snapshot(job_id: int) -> dict[str, Any] | None:
-    job = GenerationJob.objects.filter(pk=job_id).first()
-    return None if job is None else dict(job_snapshot(job))
+    snapshot = job_snapshot_find(job_id)
+    return None if snapshot is None else dict(snapshot)
 
 
 _job_snapshot = database_sync_to_async(_read_snapshot, thread_sensitive=False)

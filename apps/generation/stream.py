@@ -68,3 +68,9 @@ def job_snapshot(job: GenerationJob) -> JobSnapshot:
         text=text,
         state=job.state,
     )
+
+
+def job_snapshot_find(job_id: int) -> JobSnapshot | None:
+    """The snapshot of job ``job_id``, or None when there is no such job."""
+    job = GenerationJob.objects.filter(pk=job_id).first()
+    return None if job is None else job_snapshot(job)

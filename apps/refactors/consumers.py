@@ -16,20 +16,19 @@ from apps.generation.consumers import JobFollowerMixin
 from apps.refactors import services
 from apps.refactors.events import session_group
 from apps.refactors.models import ChangeSet, RefactorSession
+from apps.refactors.selectors import (
+    changeset_in_session,
+    changesets_being_written,
+    refactor_session_access,
+)
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
-from apps.workspaces.selectors import membership_find
 from qweb.consumers import ActionConsumer, PresenceMixin
 
 
 @database_sync_to_async
 def _writing(session_id: int) -> list[tuple[int, int]]:
-    """``(changeset id, job id)`` of proposals the model is still writing."""
-    return list(
-        ChangeSet.objects.filter(
-            session_id=session_id, state=ChangeSet.State.GENERATING, job__isnull=False
-        ).values_list("pk", "job_id")
-    )
+    return changesets_being_written(session_id=session_id)
 
 
 def _capabilities(membership: Membership) -> dict[str, bool]:
@@ -40,12 +39,7 @@ def _capabilities(membership: Membership) -> dict[str, bool]:
 
 
 def _changeset_of(session: RefactorSession, content: dict[str, Any]) -> ChangeSet:
-    changeset_id = content.get("changeset_id")
-    changeset = (
-        session.changesets.filter(pk=changeset_id).first()
-        if isinstance(changeset_id, int)
-        else None
-    )
+    changeset = changeset_in_session(session=session, changeset_id=content.get("changeset_id"))
     if changeset is None:
         raise ValidationError("No such proposal in this session.")
     return changeset
@@ -59,11 +53,8 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
         self.session_id = int(kwargs["session_id"])
 
     def load_target(self) -> tuple[RefactorSession, Membership] | None:
-        session = RefactorSession.objects.filter(pk=self.session_id).first()
-        if session is None or self.user_id is None:
-            return None
-        membership = membership_find(user_id=self.user_id, workspace_id=session.workspace_id)
-        return None if membership is None else (session, membership)
+        assert self.user_id is not None
+        return refactor_session_access(user_id=self.user_id, session_id=self.session_id)
 
     def group_of(self, target: tuple[RefactorSession, Membership]) -> str:
         return session_group(self.session_id)

@@ -13,13 +13,13 @@ from apps.accounts.models import User
 from apps.chat import services
 from apps.chat.events import conversation_group
 from apps.generation.events import job_group
-from apps.workspaces import services as workspace_services
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Role
 from tests.sockets import (
     FORBIDDEN,
     REVOCATIONS,
     TIMEOUT,
+    change_role,
     connect_ready,
     expect_nothing_more,
     expect_revoked,
@@ -89,15 +89,7 @@ async def test_a_member_made_viewer_stays_but_may_no_longer_post(
     socket, ready = await connect(sockets, member, conversation.pk)
     assert ready["can_post"] is True
 
-    @database_sync_to_async
-    def demote() -> None:
-        workspace_services.membership_change_role(
-            actor=Membership.objects.select_related("workspace").get(user=owner),
-            membership_id=Membership.objects.get(user=member).pk,
-            role=Role.VIEWER,
-        )
-
-    await demote()
+    await change_role(owner, member, Role.VIEWER)
 
     assert await socket.receive_json_from(timeout=1.0) == {
         "type": "access.changed",

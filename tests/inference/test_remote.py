@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ import pytest
 from inference.engine import EngineError, TokenDelta
 from inference.remote import RemoteBackend, RemoteError, served_context_window, server_message
 from inference.sampling import SamplingParams
-from tests.model_servers import QWEN_480B, sglang_models, vllm_models
+from tests.model_servers import QWEN_480B, LoopbackServer, sglang_models, vllm_models
 
 # Prompts whose greedy answers from the tiny model run long (no end-of-sequence token within
 # 2000 tokens), so max_new_tokens decides where they end.
@@ -127,7 +127,7 @@ def chunk(content: str | None = None, finish: str | None = None, usage: dict | N
     return json.dumps(body)
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """An HTTP server whose answer to each POST is `respond(handler, body)`."""
 
     def __init__(self, respond: Callable[[BaseHTTPRequestHandler, dict], None]) -> None:
@@ -146,18 +146,11 @@ class ScriptedServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        super().__init__(Handler)
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()
 
 
 def send_events(handler: BaseHTTPRequestHandler, events: list[str]) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from channels.db import database_sync_to_async
 
 from apps.generation.events import job_group
 from apps.refactors.events import session_group
-from apps.workspaces import services as workspace_services
-from apps.workspaces.models import Membership
 from apps.workspaces.roles import Role
 from tests.sockets import (
     REVOCATIONS,
     TIMEOUT,
+    change_role,
     connect_ready,
     expect_nothing_more,
     expect_revoked,
@@ -69,15 +67,7 @@ async def test_a_member_made_viewer_is_told_they_may_no_longer_review(
     await socket.receive_json_from(timeout=TIMEOUT)  # the proposal's snapshot
     assert ready["can_review"] is True
 
-    @database_sync_to_async
-    def demote() -> None:
-        workspace_services.membership_change_role(
-            actor=Membership.objects.select_related("workspace").get(user=owner),
-            membership_id=Membership.objects.get(user=member).pk,
-            role=Role.VIEWER,
-        )
-
-    await demote()
+    await change_role(owner, member, Role.VIEWER)
 
     assert await socket.receive_json_from(timeout=1.0) == {
         "type": "access.changed",

@@ -27,7 +27,14 @@ from qweb.asgi import application
 from qweb.consumers import CLOSE_NOT_ALLOWED as CLOSE_NOT_A_MEMBER
 from qweb.consumers import CLOSE_UNAUTHENTICATED
 from tests import factories
-from tests.sockets import REVOCATIONS, expect_nothing_more, expect_revoked, open_path, revoke_access
+from tests.sockets import (
+    REVOCATIONS,
+    change_role,
+    expect_nothing_more,
+    expect_revoked,
+    open_path,
+    revoke_access,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,15 +53,6 @@ async def open_socket(
     user: User | None, slug: str = "acme", origin: bytes = ALLOWED_ORIGIN
 ) -> tuple[WebsocketCommunicator, bool, object]:
     return await open_path(user, f"/ws/w/{slug}/", origin)
-
-
-@database_sync_to_async
-def change_role(actor: User, target: User, role: Role) -> None:
-    services.membership_change_role(
-        actor=Membership.objects.get(user=actor, workspace__slug="acme"),
-        membership_id=Membership.objects.get(user=target, workspace__slug="acme").pk,
-        role=role,
-    )
 
 
 @database_sync_to_async
