@@ -41,7 +41,8 @@ import torch
 
 from inference.detok import IncrementalDetokenizer, StopStringMatcher
 from inference.events import EngineError, FinishReason, Prompt, StreamingBackend, TokenDelta
-from inference.sampling import SamplingParams, per_request_processors
+from inference.params import SamplingParams
+from inference.sampling import per_request_processors, processor_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ class Engine(StreamingBackend):
             self._by_internal[internal_id] = request
             problem = problem or self._manager_problem()
             if problem is not None:
-                self._finish(request, "error", problem)
+                self._finish(request, FinishReason.ERROR, problem)
                 return
             accepted = self._manager.add_request(
                 prompt_ids,
@@ -312,10 +313,12 @@ class Engine(StreamingBackend):
                 max_new_tokens=params.max_new_tokens,
                 streaming=True,
                 eos_token_id=sorted(self._eos_ids) or -1,
-                **params.processor_kwargs(),
+                **processor_kwargs(params),
             )
             if accepted is None:
-                self._finish(request, "error", "the generation loop is not accepting requests")
+                self._finish(
+                    request, FinishReason.ERROR, "the generation loop is not accepting requests"
+                )
 
     def cancel(self, request_id: str) -> bool:
         """Stop a request now and free its KV cache; emits its final "cancelled" event.
@@ -327,7 +330,7 @@ class Engine(StreamingBackend):
             if request is None:
                 return False
             self._manager.cancel_request(request.internal_id)
-            self._finish(request, "cancelled")
+            self._finish(request, FinishReason.CANCELLED)
             return True
 
     def stats(self) -> dict[str, Any]:
@@ -357,7 +360,7 @@ class Engine(StreamingBackend):
         with self._lock:
             for request in list(self._live.values()):
                 self._manager.cancel_request(request.internal_id)
-                self._finish(request, "cancelled")
+                self._finish(request, FinishReason.CANCELLED)
         try:
             self._manager.stop(
                 block=True, timeout=max(1.0, deadline - time.monotonic()), hard_stop=True
@@ -458,12 +461,14 @@ class Engine(StreamingBackend):
                     request = self._by_internal.get(output.request_id)
                     if request is not None:
                         manager.cancel_request(request.internal_id)
-                        self._finish(request, "error", f"internal error: {_one_line(error)}")
+                        self._finish(
+                            request, FinishReason.ERROR, f"internal error: {_one_line(error)}"
+                        )
 
     def _fail_all(self, message: str) -> None:
         with self._lock:
             for request in list(self._live.values()):
-                self._finish(request, "error", message)
+                self._finish(request, FinishReason.ERROR, message)
 
     def _on_output(self, output: Any) -> None:
         request = self._by_internal.get(output.request_id)
@@ -474,7 +479,9 @@ class Engine(StreamingBackend):
         request.consumed = len(tokens)
         request.pending_ids.extend(new_ids)
         if output.error is not None:
-            self._finish(request, "error", f"generation failed: {_one_line(output.error)}")
+            self._finish(
+                request, FinishReason.ERROR, f"generation failed: {_one_line(output.error)}"
+            )
             return
         finished = output.is_finished()
         text = request.detok.add(new_ids, final=finished)
@@ -482,9 +489,9 @@ class Engine(StreamingBackend):
         if stopped:
             # Free the cache now; outputs already on their way for this request are dropped.
             self._manager.cancel_request(request.internal_id)
-            self._finish(request, "stop", text=text)
+            self._finish(request, FinishReason.STOP, text=text)
         elif finished:
-            reason: FinishReason = "stop" if tokens and tokens[-1] in self._eos_ids else "length"
-            self._finish(request, reason, text=text)
+            at_eos = bool(tokens) and tokens[-1] in self._eos_ids
+            self._finish(request, FinishReason.STOP if at_eos else FinishReason.LENGTH, text=text)
         elif text:
             self._emit(request, text)

@@ -11,9 +11,21 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+from inference.params import SamplingParams
+
+
+class FinishReason(StrEnum):
+    """Why a request's stream ended. A str: it compares equal to, and is stored as, its value."""
+
+    STOP = "stop"  # end-of-sequence token or stop string
+    LENGTH = "length"  # max_new_tokens reached
+    CANCELLED = "cancelled"
+    ERROR = "error"  # TokenDelta.error says why
+
+
 Prompt = Sequence[int] | Sequence[Mapping[str, Any]] | str
 
 
@@ -59,8 +71,8 @@ def drain(events: queue.Queue[TokenDelta], timeout: float | None) -> list[TokenD
 
 
 class StreamingBackend:
-    """What the local engine and the remote backend share: the live requests, the event
-    queue their callers poll, and the first half of shutting down."""
+    """What the local engine and the remote backend share, and all a caller may use: submit,
+    cancel, poll the event queue, list the live requests, shut down."""
 
     _POLL_INTERVAL = 0.05
 
@@ -70,6 +82,14 @@ class StreamingBackend:
         self._live: dict[str, Any] = {}  # by the caller's request id
         self._closing = False
         self._closed = False
+
+    def submit(self, request_id: str, prompt: Prompt, params: SamplingParams | None = None) -> None:
+        """Queue a request; its events (deltas, then one finished event) arrive through `poll`."""
+        raise NotImplementedError
+
+    def cancel(self, request_id: str) -> bool:
+        """Stop a live request now (its final event is "cancelled"); False if it is not live."""
+        raise NotImplementedError
 
     def poll(self, timeout: float | None = None) -> list[TokenDelta]:
         """Wait up to ``timeout`` seconds (None: forever) for events; return all that are ready.

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from inference.detok import StopStringMatcher
 from inference.events import EngineError, FinishReason, Prompt, StreamingBackend, TokenDelta
-from inference.sampling import SamplingParams
+from inference.params import SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class RemoteBackend(StreamingBackend):
             try:
                 request.messages = self._messages(prompt)
             except (TypeError, ValueError) as error:
-                self._finish(request, "error", _one_line(error))
+                self._finish(request, FinishReason.ERROR, _one_line(error))
                 return
         self._pool.submit(self._run, request)
 
@@ -322,7 +322,7 @@ class RemoteBackend(StreamingBackend):
             request = self._live.get(request_id)
             if request is None:
                 return False
-            self._finish(request, "cancelled")
+            self._finish(request, FinishReason.CANCELLED)
             self._abort(request)
         return True
 
@@ -340,7 +340,7 @@ class RemoteBackend(StreamingBackend):
             return
         with self._lock:
             for request in list(self._live.values()):
-                self._finish(request, "cancelled")
+                self._finish(request, FinishReason.CANCELLED)
                 self._abort(request)
         # Every socket is shut down, so the threads return at once (one still connecting may
         # take up to timeout_s).
@@ -421,7 +421,7 @@ class RemoteBackend(StreamingBackend):
             message = self._describe(error)
             with self._lock:
                 if not request.done:
-                    self._finish(request, "error", message)
+                    self._finish(request, FinishReason.ERROR, message)
         finally:
             self._detach(request)
 
@@ -638,7 +638,7 @@ class RemoteBackend(StreamingBackend):
             if stopped:
                 # The server may not stop by itself: leaving makes it stop. Usage is counted,
                 # since the server's usage event will not be read.
-                self._finish(request, "stop", text=text)
+                self._finish(request, FinishReason.STOP, text=text)
                 raise _StreamOver
             if text:
                 self._emit(request, text)
@@ -653,17 +653,20 @@ class RemoteBackend(StreamingBackend):
             if reason is None:
                 self._finish(
                     request,
-                    "error",
+                    FinishReason.ERROR,
                     f"{self.url} closed the stream before the answer finished",
                     text=text,
                 )
             elif reason == "length":
-                self._finish(request, "length", text=text)
+                self._finish(request, FinishReason.LENGTH, text=text)
             elif reason in _STOP_REASONS:
-                self._finish(request, "stop", text=text)
+                self._finish(request, FinishReason.STOP, text=text)
             else:  # vLLM's "abort", or anything else that is not a normal end
                 self._finish(
-                    request, "error", f"{self.url} ended the answer with {reason!r}", text=text
+                    request,
+                    FinishReason.ERROR,
+                    f"{self.url} ended the answer with {reason!r}",
+                    text=text,
                 )
 
     def _relay_json(self, request: _Request, response: http.client.HTTPResponse) -> None:

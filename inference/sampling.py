@@ -28,10 +28,8 @@ to the batch's own floating-point differences in the logits).
 
 from __future__ import annotations
 
-import math
 import random
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,6 +38,12 @@ from transformers.generation.continuous_batching.cb_logits_processors import (
     ContinuousBatchingLogitsProcessorList,
 )
 from transformers.generation.logits_process import LogitsProcessorList
+
+# SamplingParams and its checks live in the torch-free inference.params (the job service and the
+# remote backend use them without loading torch); importable from here as before.
+from inference.params import SamplingParams
+
+__all__ = ["SamplingParams", "per_request_processors", "processor_kwargs"]
 
 # Keys stored in RequestState.logit_processor_kwargs; prefixed so they never clash with
 # transformers' own per-request processors.
@@ -51,49 +55,15 @@ DRAWS = "qweb_draws"  # counter of uniforms drawn so far; lives in the request's
 GREEDY = -1.0  # uniform value that marks a greedy request for PerRequestDraw
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    """How one request samples. ``temperature=0`` means greedy decoding (the default)."""
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.stop, str):
-            object.__setattr__(self, "stop", (self.stop,))
-        else:
-            object.__setattr__(self, "stop", tuple(self.stop))
-        if not all(isinstance(s, str) for s in self.stop):
-            raise ValueError("stop must be a list of strings")
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise ValueError(f"temperature must be a finite number >= 0, not {self.temperature!r}")
-        if not (0.0 < self.top_p <= 1.0):
-            raise ValueError(f"top_p must be in (0, 1], not {self.top_p!r}")
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
-            raise ValueError(f"max_new_tokens must be an int, not {self.max_new_tokens!r}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise ValueError(f"seed must be an int or None, not {self.seed!r}")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
-
-    def processor_kwargs(self) -> dict[str, Any]:
-        """The per-request arguments the processors below read from the request state."""
-        seed = self.seed if self.seed is not None else secrets.randbits(63)
-        return {
-            TEMPERATURE: float(self.temperature),
-            TOP_P: float(self.top_p),
-            SEED: int(seed) & (2**63 - 1),
-            DRAWS: 0,
-        }
+def processor_kwargs(params: SamplingParams) -> dict[str, Any]:
+    """The per-request arguments the processors below read from the request state."""
+    seed = params.seed if params.seed is not None else secrets.randbits(63)
+    return {
+        TEMPERATURE: float(params.temperature),
+        TOP_P: float(params.top_p),
+        SEED: int(seed) & (2**63 - 1),
+        DRAWS: 0,
+    }
 
 
 def _as_int32(values: list[float]) -> torch.Tensor:

@@ -21,11 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+
+from inference.events import Prompt, StreamingBackend
+from inference.remote import RemoteBackend, RemoteError, served_context_window
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +46,16 @@ class WindowUnknown(BackendError):
     asked, and ``QWEB_CONTEXT_TOKENS`` is not set."""
 
 
+# Builds the prompt for a job's messages, continuing ``prefix`` when a retried job resumes.
+PromptBuilder = Callable[[list[dict[str, str]], str], Prompt]
+
+
 @dataclass
 class Backend:
-    engine: Any
+    engine: StreamingBackend  # the local Engine or a RemoteBackend
     model_name: str
     device: str
-    # Builds the prompt for a job, continuing ``prefix`` when a retried job resumes.
-    prompt_builder: Callable[[list[dict[str, str]], str], Any]
+    prompt_builder: PromptBuilder
     context_window: int | None = None  # tokens, prompt and answer; None: the engine's own
 
     def shutdown(self) -> None:
@@ -88,7 +93,7 @@ def local_backend() -> Backend:
         context_window=settings.QWEB_CONTEXT_WINDOW or None,
     )
 
-    def prompt_builder(messages: list[dict[str, str]], prefix: str) -> Any:
+    def prompt_builder(messages: list[dict[str, str]], prefix: str) -> Prompt:
         if not prefix:
             return messages
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -113,7 +118,6 @@ def remote_backend() -> Backend:
     processes, and refuses (`WindowUnknown`) when it is not known: a deployment that cannot size
     its prompts stops at start with the reason, not in every chat turn.
     """
-    from inference.remote import RemoteBackend
 
     window = remote_window(fresh=True)
     if settings.QWEB_CONTEXT_TOKENS:
@@ -125,7 +129,7 @@ def remote_backend() -> Backend:
         max_concurrent=settings.QWEB_WORKER_MAX_JOBS,
     )
 
-    def prompt_builder(messages: list[dict[str, str]], prefix: str) -> Any:
+    def prompt_builder(messages: list[dict[str, str]], prefix: str) -> Prompt:
         return messages if not prefix else [*messages, {"role": "assistant", "content": prefix}]
 
     return Backend(
@@ -183,7 +187,6 @@ def remote_window(*, fresh: bool = False) -> int:
     """
     if settings.QWEB_CONTEXT_TOKENS:
         return settings.QWEB_CONTEXT_TOKENS
-    from inference.remote import RemoteError
 
     key = _window_key()
     known = cache.get(key) or {}
@@ -221,7 +224,6 @@ def remote_window(*, fresh: bool = False) -> int:
 
 def _ask_server() -> int | None:
     """The window the remote server reports for QWEB_REMOTE_MODEL (RemoteError if it can't)."""
-    from inference.remote import served_context_window
 
     return served_context_window(
         settings.QWEB_REMOTE_URL,
@@ -232,7 +234,6 @@ def _ask_server() -> int | None:
 
 
 def _warn_if_over_served_window(tokens: int) -> None:
-    from inference.remote import RemoteError
 
     try:
         served = _ask_server()

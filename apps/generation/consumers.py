@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -13,12 +14,7 @@ from apps.generation.selectors import job_for_user
 from apps.generation.services import job_cancel
 from apps.generation.stream import job_snapshot_find
 from qweb.consumers import CLOSE_GONE, ActionConsumer
-
-FINISHED_STATES = {
-    GenerationJob.State.DONE,
-    GenerationJob.State.FAILED,
-    GenerationJob.State.CANCELLED,
-}
+from qweb.leasing import FINISHED
 
 
 # Off the shared database thread: when an answer starts, every socket watching it reads a
@@ -40,9 +36,10 @@ class JobFollowerMixin:
     """
 
     owner_key = "owner_id"
-    channel_layer: Any
+    # Provided by the consumer class this is mixed into.
+    channel_layer: Any  # channels declares no type for a layer's group_add/group_discard
     channel_name: str
-    send_json: Any  # the consumer's own
+    send_json: Callable[[dict[str, Any]], Awaitable[None]]
 
     async def job_ended(self, owner_id: int) -> None:
         """Called once per followed job when it ends."""
@@ -64,7 +61,7 @@ class JobFollowerMixin:
             return
         self.follows[job_id] = (owner_id, StreamPosition(snapshot["attempt"], snapshot["seq"]))
         await self.send_json({**snapshot, self.owner_key: owner_id})
-        if snapshot["state"] in FINISHED_STATES:
+        if snapshot["state"] in FINISHED:
             await self._unfollow(job_id)
 
     async def _unfollow(self, job_id: int) -> None:

@@ -4,21 +4,16 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from qweb.leasing import LeasedRow
 
-class GenerationJob(models.Model):
+
+class GenerationJob(LeasedRow):
     """One generation: the prompt, its parameters, and the text as far as it got.
 
     The row is the truth; the channel layer only delivers deltas. ``text`` and ``seq`` are
     checkpointed by the worker about every second and at the end, so a client that
     reconnects, or a worker that retries after a crash, starts from here.
     """
-
-    class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
 
     workspace = models.ForeignKey(
         "workspaces.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -29,32 +24,19 @@ class GenerationJob(models.Model):
     kind = models.CharField(max_length=32, default="chat")
     messages = models.JSONField()
     params = models.JSONField(default=dict)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     text = models.TextField(blank=True)
     seq = models.PositiveIntegerField(default=0)
     finish_reason = models.CharField(max_length=16, blank=True)
-    error = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    max_attempts = models.PositiveSmallIntegerField(default=2)
-    worker = models.CharField(max_length=128, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
     model_name = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["state", "created_at"], name="generation_job_claim")]
 
     def __str__(self) -> str:
         return f"job {self.pk} ({self.state})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.state in {self.State.DONE, self.State.FAILED, self.State.CANCELLED}
 
 
 class WorkerHeartbeat(models.Model):

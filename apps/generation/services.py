@@ -6,7 +6,7 @@ Submit messages and parameters, get a job id; follow its stream over the channel
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,14 +16,14 @@ from django.utils import timezone
 from apps.generation.events import JobFinished, job_group
 from apps.generation.hooks import job_finished_hooks_run
 from apps.generation.models import GenerationJob
+from inference.events import FinishReason
+from inference.params import CleanParams, ParamError, params_validate
 from qweb.realtime import broadcast
 
 ROLES = {"system", "user", "assistant"}
-MAX_STOP_STRINGS = 4
-MAX_STOP_LENGTH = 64
 
 
-def clean_messages(messages: Any) -> list[dict[str, str]]:
+def clean_messages(messages: object) -> list[dict[str, str]]:
     """Check a chat: a non-empty list of {role, content} with known roles and text content."""
     if not isinstance(messages, list) or not messages:
         raise ValidationError({"messages": "Give at least one message."})
@@ -42,52 +42,18 @@ def clean_messages(messages: Any) -> list[dict[str, str]]:
     return cleaned
 
 
-def clean_params(params: Any) -> dict[str, Any]:
-    """Check sampling parameters and fill in the defaults."""
-    params = dict(params or {})
-    unknown = set(params) - {"temperature", "top_p", "max_new_tokens", "stop", "seed"}
-    if unknown:
-        raise ValidationError({"params": f"Unknown parameters: {', '.join(sorted(unknown))}."})
+def clean_params(params: Mapping[str, object] | None) -> CleanParams:
+    """Check sampling parameters (`inference.params` holds the rules) and fill in the defaults."""
     try:
-        temperature = float(params.get("temperature", 0.0))
-        top_p = float(params.get("top_p", 1.0))
-        max_new_tokens = int(params.get("max_new_tokens", settings.QWEB_MAX_NEW_TOKENS))
-        seed = None if params.get("seed") is None else int(params["seed"])
-    except (TypeError, ValueError):
-        raise ValidationError(
-            {"params": "temperature, top_p, max_new_tokens and seed must be numbers."}
-        ) from None
-    if not 0.0 <= temperature <= 2.0:
-        raise ValidationError({"params": "temperature must be between 0 and 2."})
-    if not 0.0 < top_p <= 1.0:
-        raise ValidationError({"params": "top_p must be above 0 and at most 1."})
-    if not 1 <= max_new_tokens <= settings.QWEB_MAX_NEW_TOKENS:
-        raise ValidationError(
-            {"params": f"max_new_tokens must be between 1 and {settings.QWEB_MAX_NEW_TOKENS}."}
-        )
-    stop = params.get("stop") or []
-    if isinstance(stop, str):
-        stop = [stop]
-    if (
-        not isinstance(stop, list)
-        or len(stop) > MAX_STOP_STRINGS
-        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_LENGTH for s in stop)
-    ):
-        limit = f"up to {MAX_STOP_STRINGS} strings of 1–{MAX_STOP_LENGTH} characters"
-        raise ValidationError({"params": f"stop takes {limit}."})
-    return {
-        "temperature": temperature,
-        "top_p": top_p,
-        "max_new_tokens": max_new_tokens,
-        "stop": stop,
-        "seed": seed,
-    }
+        return params_validate(params, max_new_tokens_limit=settings.QWEB_MAX_NEW_TOKENS)
+    except ParamError as error:
+        raise ValidationError({"params": str(error)}) from None
 
 
 def job_submit(
     *,
-    messages: Any,
-    params: Any = None,
+    messages: object,
+    params: Mapping[str, object] | None = None,
     kind: str = "chat",
     workspace_id: int | None = None,
     user_id: int | None = None,
@@ -124,7 +90,7 @@ def job_cancel(*, job_id: int) -> GenerationJob:
             return job
         if job.state == GenerationJob.State.QUEUED:
             job.state = GenerationJob.State.CANCELLED
-            job.finish_reason = "cancelled"
+            job.finish_reason = FinishReason.CANCELLED
             job.finished_at = timezone.now()
             job.save(update_fields=["state", "finish_reason", "finished_at"])
             job_finished_hooks_run(job)

@@ -24,25 +24,43 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.generation.backends import BackendError, PromptBuilder, backend_from_settings
 from apps.generation.events import JobDelta, JobRewind, job_group
 from apps.generation.hooks import job_finished_hooks_run
 from apps.generation.models import GenerationJob, WorkerHeartbeat
 from apps.generation.services import job_finished_event
 from apps.generation.stream import tail_append, tail_reset, tail_trim
+from inference.events import FinishReason, StreamingBackend, TokenDelta
+from inference.params import SamplingParams
+from qweb.leasing import (
+    Refund,
+    lease_claim,
+    lease_exhausted,
+    lease_finish,
+    lease_hand_back,
+    lease_renew,
+)
 from qweb.realtime import OrderedSender
 
 logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_S = 0.2
 HEARTBEAT_S = 5.0
+
+# How a job ends for each reason its generation can finish.
+FINISHED_STATE: dict[FinishReason, GenerationJob.State] = {
+    FinishReason.STOP: GenerationJob.State.DONE,
+    FinishReason.LENGTH: GenerationJob.State.DONE,
+    FinishReason.CANCELLED: GenerationJob.State.CANCELLED,
+    FinishReason.ERROR: GenerationJob.State.FAILED,
+}
 
 
 @dataclass
@@ -68,13 +86,13 @@ class InferenceWorker:
 
     def __init__(
         self,
-        backend: Any,
+        backend: StreamingBackend,
         *,
         worker_id: str | None = None,
         max_jobs: int | None = None,
         model_name: str = "",
         device: str = "",
-        prompt_builder: Any = None,
+        prompt_builder: PromptBuilder | None = None,
     ) -> None:
         self.backend = backend
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -129,54 +147,29 @@ class InferenceWorker:
         now = timezone.now()
         with transaction.atomic():
             self._fail_exhausted(now)
-            jobs = list(
-                GenerationJob.objects.select_for_update(skip_locked=True)
-                .filter(
-                    Q(state=GenerationJob.State.QUEUED)
-                    | Q(state=GenerationJob.State.RUNNING, lease_until__lt=now)
-                )
-                .filter(attempts__lt=F("max_attempts"))
-                .order_by("created_at")[:capacity]
+            jobs = lease_claim(
+                GenerationJob.objects.all(),
+                worker=self.worker_id,
+                limit=capacity,
+                lease=self.lease,
+                now=now,
+                model_name=self.model_name,
             )
-            for job in jobs:
-                job.state = GenerationJob.State.RUNNING
-                job.worker = self.worker_id
-                job.attempts += 1
-                job.lease_until = now + self.lease
-                job.started_at = job.started_at or now
-                job.model_name = self.model_name
-                job.save(
-                    update_fields=[
-                        "state",
-                        "worker",
-                        "attempts",
-                        "lease_until",
-                        "started_at",
-                        "model_name",
-                    ]
-                )
         for job in jobs:
             self._start(job)
 
-    def _fail_exhausted(self, now: Any) -> None:
-        exhausted = GenerationJob.objects.select_for_update(skip_locked=True).filter(
-            state=GenerationJob.State.RUNNING, lease_until__lt=now, attempts__gte=F("max_attempts")
+    def _fail_exhausted(self, now: datetime) -> None:
+        failed = lease_exhausted(
+            GenerationJob.objects.all(),
+            now=now,
+            error="The worker running this job stopped, and so did its retry.",
+            finish_reason=FinishReason.ERROR,
         )
-        for job in exhausted:
-            job.state = GenerationJob.State.FAILED
-            job.finish_reason = "error"
-            job.error = "The worker running this job stopped, and so did its retry."
-            job.finished_at = now
-            job.lease_until = None
-            job.save(
-                update_fields=["state", "finish_reason", "error", "finished_at", "lease_until"]
-            )
+        for job in failed:
             job_finished_hooks_run(job)
             self._send(dict(job_finished_event(job)))
 
     def _start(self, job: GenerationJob) -> None:
-        from inference.sampling import SamplingParams
-
         stream = _Stream(
             job_id=job.pk,
             attempt=job.attempts,
@@ -203,7 +196,8 @@ class InferenceWorker:
         params = job.params
         remaining = params["max_new_tokens"] - job.completion_tokens
         if job.cancel_requested or remaining <= 0:
-            self._finish(stream, "cancelled" if job.cancel_requested else "length", "")
+            reason = FinishReason.CANCELLED if job.cancel_requested else FinishReason.LENGTH
+            self._finish(stream, reason, "")
             return
         prompt = (
             self.prompt_builder(job.messages, job.text) if self.prompt_builder else job.messages
@@ -222,7 +216,7 @@ class InferenceWorker:
 
     # ------------------------------------------------------------------ events
 
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: TokenDelta) -> None:
         stream = self.streams.get(event.request_id)
         if stream is None:
             return
@@ -239,32 +233,26 @@ class InferenceWorker:
             if event.completion_tokens:
                 # The backend's own count is exact (a remote server streams no token ids).
                 stream.completion_tokens = stream.earlier_tokens + event.completion_tokens
-            self._finish(stream, event.finish_reason or "stop", event.error or "")
+            self._finish(stream, event.finish_reason or FinishReason.STOP, event.error or "")
         elif stream.buffered_tokens >= self.delta_tokens:
             # Only the size trigger here; the time trigger runs once per step, after the whole
             # batch of events, so a worker that fell behind catches up instead of sending more.
             self._flush(stream)
 
-    def _finish(self, stream: _Stream, reason: str, error: str) -> None:
+    def _finish(self, stream: _Stream, reason: FinishReason, error: str) -> None:
         self._flush(stream)
         self.streams.pop(stream.request_id, None)
-        state = {
-            "stop": GenerationJob.State.DONE,
-            "length": GenerationJob.State.DONE,
-            "cancelled": GenerationJob.State.CANCELLED,
-        }.get(reason, GenerationJob.State.FAILED)
-        updated = GenerationJob.objects.filter(
-            pk=stream.job_id, worker=self.worker_id, state=GenerationJob.State.RUNNING
-        ).update(
-            state=state,
+        updated = lease_finish(
+            GenerationJob.objects.filter(pk=stream.job_id),
+            worker=self.worker_id,
+            # A reason outside the protocol is a backend's fault: the job failed.
+            state=FINISHED_STATE.get(reason, GenerationJob.State.FAILED),
             text=stream.text,
             seq=stream.seq,
             finish_reason=reason,
             error=error,
             prompt_tokens=stream.prompt_tokens,
             completion_tokens=stream.completion_tokens,
-            finished_at=timezone.now(),
-            lease_until=None,
         )
         if updated:
             job = GenerationJob.objects.get(pk=stream.job_id)
@@ -275,16 +263,17 @@ class InferenceWorker:
     # ------------------------------------------------------------------ periodic work
 
     def _checkpoint(self) -> None:
-        lease = timezone.now() + self.lease
+        now = timezone.now()
         for stream in list(self.streams.values()):
             self._flush(stream)
-            kept = GenerationJob.objects.filter(
-                pk=stream.job_id, worker=self.worker_id, state=GenerationJob.State.RUNNING
-            ).update(
+            kept = lease_renew(
+                GenerationJob.objects.filter(pk=stream.job_id),
+                worker=self.worker_id,
+                lease=self.lease,
+                now=now,
                 text=stream.text,
                 seq=stream.seq,
                 completion_tokens=stream.completion_tokens,
-                lease_until=lease,
             )
             if kept:
                 tail_trim(stream.job_id, stream.attempt, stream.seq)
@@ -389,17 +378,15 @@ class InferenceWorker:
         for stream in list(self.streams.values()):
             self.backend.cancel(stream.request_id)
             self._flush(stream)
-            GenerationJob.objects.filter(
-                pk=stream.job_id, worker=self.worker_id, state=GenerationJob.State.RUNNING
-            ).update(
-                state=GenerationJob.State.QUEUED,
+            lease_hand_back(
+                GenerationJob.objects.filter(pk=stream.job_id),
+                worker=self.worker_id,
+                # Not a failure, so the retry stays; but the attempt number is the stream's
+                # epoch (followers drop what older attempts send), so it is never reused.
+                refund=Refund.BUDGET,
                 text=stream.text,
                 seq=stream.seq,
                 completion_tokens=stream.completion_tokens,
-                worker="",
-                lease_until=None,
-                # A hand-back is not a failure: the next attempt must not use up the retry.
-                max_attempts=F("max_attempts") + 1,
             )
             self.streams.pop(stream.request_id, None)
 
@@ -416,8 +403,6 @@ def start_embedded_worker() -> threading.Thread | None:
         return None
 
     def serve() -> None:
-        from apps.generation.backends import BackendError, backend_from_settings
-
         try:
             backend = backend_from_settings()
         except BackendError as error:

@@ -15,12 +15,19 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.ops import files
 from apps.ops.events import TaskProgress, task_broadcast
 from apps.ops.models import Task
+from qweb.leasing import (
+    Refund,
+    lease_claim,
+    lease_exhausted,
+    lease_hand_back,
+    lease_owned,
+    lease_renew,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,51 +97,32 @@ def task_claim(*, worker: str, kinds: Iterable[str], limit: int = 1) -> list[Tas
     the IMMEDIATE transaction serialises claims instead.
     """
     now = timezone.now()
-    kinds = list(kinds)
+    of_kinds = Task.objects.filter(kind__in=list(kinds))
     with transaction.atomic():
-        failed = _fail_exhausted(kinds, now)
-        candidates = list(
-            Task.objects.select_for_update(skip_locked=True)
-            .filter(kind__in=kinds)
-            .filter(Q(state=Task.State.QUEUED) | Q(state=Task.State.RUNNING, lease_until__lt=now))
-            .filter(attempts__lt=F("max_attempts"))
-            .order_by("created_at")[:limit]
+        failed = lease_exhausted(
+            of_kinds,
+            now=now,
+            error="The worker running this task stopped. Try again.",
+            result=None,
         )
-        for task in candidates:
-            task.state = Task.State.RUNNING
-            task.worker = worker
-            task.attempts += 1
-            task.lease_until = now + lease()
-            task.started_at = task.started_at or now
-            task.save(update_fields=["state", "worker", "attempts", "lease_until", "started_at"])
+        for task in failed:
+            _announce(task)
+        claimed = lease_claim(of_kinds, worker=worker, limit=limit, lease=lease(), now=now)
     # Taken over or failed: what the dead attempts left goes (files are never touched under
     # the row locks).
-    for task_id in [*failed, *(task.pk for task in candidates)]:
-        task_files_tidy(task_id=task_id)
-    return candidates
-
-
-def _fail_exhausted(kinds: list[str], now: Any) -> list[int]:
-    """Tasks whose last attempt's worker died are failed, not retried forever."""
-    exhausted = Task.objects.filter(
-        kind__in=kinds,
-        state=Task.State.RUNNING,
-        lease_until__lt=now,
-        attempts__gte=F("max_attempts"),
-    )
-    failed = []
-    for task in exhausted.select_for_update(skip_locked=True):
-        _finish(task, Task.State.FAILED, error="The worker running this task stopped. Try again.")
-        failed.append(task.pk)
-    return failed
+    for task in [*failed, *claimed]:
+        task_files_tidy(task_id=task.pk)
+    return claimed
 
 
 def task_report_progress(*, task_id: int, worker: str, progress: float, label: str) -> bool:
     """Record progress and extend the lease; False when the task was cancelled or taken over."""
-    updated = Task.objects.filter(pk=task_id, worker=worker, state=Task.State.RUNNING).update(
+    updated = lease_renew(
+        Task.objects.filter(pk=task_id),
+        worker=worker,
+        lease=lease(),
         progress=max(0.0, min(1.0, progress)),
         progress_label=label[:200],
-        lease_until=timezone.now() + lease(),
     )
     if updated:
         task_broadcast(
@@ -152,11 +140,7 @@ def task_report_progress(*, task_id: int, worker: str, progress: float, label: s
 
 def task_lease_renew(*, task_id: int, worker: str) -> bool:
     """Extend a running task's lease; False when it was cancelled or taken over."""
-    return bool(
-        Task.objects.filter(pk=task_id, worker=worker, state=Task.State.RUNNING).update(
-            lease_until=timezone.now() + lease()
-        )
-    )
+    return bool(lease_renew(Task.objects.filter(pk=task_id), worker=worker, lease=lease()))
 
 
 def _finish(task: Task, state: str, *, error: str = "", result: Any = None) -> None:
@@ -179,14 +163,18 @@ def _finish(task: Task, state: str, *, error: str = "", result: Any = None) -> N
             "progress_label",
         ]
     )
+    _announce(task)
+
+
+def _announce(task: Task) -> None:
     task_broadcast(
         TaskProgress(
             type="task.progress",
             task_id=task.pk,
-            state=state,
+            state=task.state,
             progress=task.progress,
             label=task.progress_label,
-            error=error,
+            error=task.error,
         )
     )
 
@@ -194,8 +182,8 @@ def _finish(task: Task, state: str, *, error: str = "", result: Any = None) -> N
 def task_complete(*, task_id: int, worker: str, result: Any = None) -> None:
     """Mark the task done, unless another worker took it over meanwhile."""
     with transaction.atomic():
-        task = Task.objects.select_for_update().filter(pk=task_id, worker=worker).first()
-        if task is not None and task.state == Task.State.RUNNING:
+        task = _owned_locked(task_id, worker)
+        if task is not None:
             _finish(task, Task.State.DONE, result=result)
     task_files_tidy(task_id=task_id)
 
@@ -203,21 +191,20 @@ def task_complete(*, task_id: int, worker: str, result: Any = None) -> None:
 def task_fail(*, task_id: int, worker: str, error: str) -> None:
     """Mark the task failed with a message for the user."""
     with transaction.atomic():
-        task = Task.objects.select_for_update().filter(pk=task_id, worker=worker).first()
-        if task is not None and task.state == Task.State.RUNNING:
+        task = _owned_locked(task_id, worker)
+        if task is not None:
             _finish(task, Task.State.FAILED, error=error)
     task_files_tidy(task_id=task_id)
 
 
+def _owned_locked(task_id: int, worker: str) -> Task | None:
+    return lease_owned(Task.objects.select_for_update().filter(pk=task_id), worker=worker).first()
+
+
 def task_release(*, task_id: int, worker: str) -> None:
     """Give a running task back to the queue (a worker shutting down mid-task)."""
-    Task.objects.filter(pk=task_id, worker=worker, state=Task.State.RUNNING).update(
-        # A graceful hand-back is not a failed attempt.
-        state=Task.State.QUEUED,
-        worker="",
-        lease_until=None,
-        attempts=F("attempts") - 1,
-    )
+    # A graceful hand-back is not a failed attempt: the attempt is refunded.
+    lease_hand_back(Task.objects.filter(pk=task_id), worker=worker, refund=Refund.ATTEMPT)
 
 
 def task_files_tidy(*, task_id: int) -> list[Path]:
@@ -259,9 +246,8 @@ def _tidy(task_id: int, task: Task | None, now: datetime) -> list[Path]:
             files.remove(folder)
             return [folder]
         return []
-    live = task.state == Task.State.RUNNING and task.lease_until and task.lease_until >= now
     # Attempts above the one read here were claimed since, by a live worker.
-    last_dead = task.attempts - 1 if live else task.attempts
+    last_dead = task.attempts - 1 if task.lease_live(now) else task.attempts
     removed = []
     for attempt, path in files.attempts_on_disk(task_id).items():
         if attempt <= last_dead:

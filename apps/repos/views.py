@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import get_lexer_for_filename
+from pygments.lexers import TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
 from apps.repos import services
@@ -51,19 +51,20 @@ def repository_index(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def repository_new(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.CONTRIBUTE)
-    mode = request.POST.get("mode") or request.GET.get("mode")
-    mode = mode if mode in ("upload", "clone") else "upload"
+    asked = request.POST.get("mode") or request.GET.get("mode")
+    mode = (
+        Repository.Source(asked) if asked in Repository.Source.values else Repository.Source.UPLOAD
+    )
     # Only the posted form is bound: a GET (or the other tab) shows no errors.
     posted = request.method == "POST"
-    upload_form = (
-        UploadForm(request.POST, request.FILES) if posted and mode == "upload" else UploadForm()
-    )
-    clone_form = CloneForm(request.POST) if posted and mode == "clone" else CloneForm()
+    uploading = mode == Repository.Source.UPLOAD
+    upload_form = UploadForm(request.POST, request.FILES) if posted and uploading else UploadForm()
+    clone_form = CloneForm(request.POST) if posted and not uploading else CloneForm()
     if posted:
-        form = upload_form if mode == "upload" else clone_form
+        form = upload_form if uploading else clone_form
         if form.is_valid():
             try:
-                if mode == "upload":
+                if uploading:
                     archive = form.cleaned_data["archive"]
                     task = services.repository_import_enqueue(
                         actor=membership,
@@ -231,8 +232,6 @@ def repository_blob(
         try:
             lexer = get_lexer_for_filename(path, stripnl=False)
         except ClassNotFound:
-            from pygments.lexers.special import TextLexer
-
             lexer = TextLexer(stripnl=False)
         formatter = HtmlFormatter(
             linenos="table",

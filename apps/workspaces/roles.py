@@ -59,10 +59,15 @@ def can(role: Role | str, action: Action) -> bool:
 
 
 def assignable_roles(actor_role: Role | str) -> list[Role]:
-    """Roles an actor may hand out: admins up to admin, owners any."""
+    """Roles an actor may hand out: up to their own, if they manage members at all (admins up
+    to admin, owners any)."""
     actor = Role(actor_role)
-    if actor is Role.OWNER:
-        return list(Role)
-    if actor is Role.ADMIN:
-        return [Role.VIEWER, Role.MEMBER, Role.ADMIN]
-    return []
+    if not can(actor, Action.MANAGE_MEMBERS):
+        return []
+    return [role for role in Role if actor.at_least(role)]
+
+
+def may_manage(actor_role: Role | str, target_role: Role | str) -> bool:
+    """Whether someone who manages members may change or remove a member with ``target_role``:
+    not one who outranks them, so only owners touch owners."""
+    return Role(actor_role).at_least(Role(target_role))

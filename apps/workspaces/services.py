@@ -29,7 +29,7 @@ from apps.workspaces.events import (
 )
 from apps.workspaces.models import RESERVED_SLUGS, Invitation, Membership, Workspace
 from apps.workspaces.permissions import ensure_can
-from apps.workspaces.roles import Action, Role, assignable_roles
+from apps.workspaces.roles import Action, Role, assignable_roles, may_manage
 
 
 def _hash_token(token: str) -> str:
@@ -225,7 +225,7 @@ def _ensure_may_manage(actor: Membership, target: Membership) -> None:
     ensure_can(actor, Action.MANAGE_MEMBERS)
     if target.workspace_id != actor.workspace_id:
         raise PermissionDenied("That member belongs to another workspace.")
-    if target.role == Role.OWNER and actor.role != Role.OWNER:
+    if not may_manage(actor.role, target.role):
         raise PermissionDenied("Only an owner can change or remove an owner.")
 
 

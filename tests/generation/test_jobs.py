@@ -40,9 +40,12 @@ def test_a_job_is_queued_with_default_parameters(db, settings):
         (HELLO, {"top_p": 0}, "above 0"),
         (HELLO, {"max_new_tokens": 0}, "max_new_tokens"),
         (HELLO, {"max_new_tokens": "lots"}, "must be numbers"),
+        (HELLO, {"temperature": "0.5"}, "must be numbers"),
+        (HELLO, {"seed": True}, "must be numbers"),
         (HELLO, {"stop": ["a"] * 5}, "up to 4 strings"),
         (HELLO, {"stop": [""]}, "1–64 characters"),
         (HELLO, {"beam_width": 3}, "Unknown parameters: beam_width"),
+        (HELLO, [("temperature", 0.5)], "by name"),
     ],
 )
 def test_bad_requests_are_refused_and_nothing_is_queued(db, messages, params, message):

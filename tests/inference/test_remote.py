@@ -268,7 +268,7 @@ def test_two_concurrent_requests_both_complete_with_their_own_answers(
     assert backend.live_requests() == []
 
 
-def test_cancelling_mid_stream_ends_that_request_within_a_second_and_the_other_goes_on(backend):
+def test_cancelling_mid_stream_ends_that_request_at_once_and_the_other_goes_on(backend):
     backend.submit("doomed", LONG, SamplingParams(max_new_tokens=2000))  # ~10 s of generation
     events = wait_for(backend, "doomed", 1)
     backend.submit("survivor", OTHER, SamplingParams(max_new_tokens=30))
@@ -276,10 +276,10 @@ def test_cancelling_mid_stream_ends_that_request_within_a_second_and_the_other_g
 
     started = time.monotonic()
     assert backend.cancel("doomed") is True
-    while not any(e.request_id == "doomed" and e.finished for e in events):
-        assert time.monotonic() - started < 1.0, "no cancelled event within a second"
-        events.extend(backend.poll(timeout=0.05))
-    final = next(e for e in events if e.request_id == "doomed" and e.finished)
+    # cancel() queues the final event itself, so it is there at once however busy the machine.
+    events.extend(backend.poll(timeout=0))
+    final = next((e for e in events if e.request_id == "doomed" and e.finished), None)
+    assert final is not None, "no cancelled event when cancel() returned"
     assert final.finish_reason == "cancelled"
     assert backend.cancel("doomed") is False  # already finished
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from inference.tiny import make_tiny_model
 
 
 class Command(BaseCommand):
@@ -26,8 +29,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["demo"]:
-            from django.conf import settings
-
             options["directory"] = options["directory"] or str(settings.QWEB_MODEL_DIR)
             options["if_missing"] = True
         if not options["directory"]:
@@ -38,7 +39,5 @@ class Command(BaseCommand):
             return
         if directory.exists() and any(directory.iterdir()):
             raise CommandError(f"{directory} is not empty; choose an empty or new folder.")
-        from inference.tiny import make_tiny_model
-
         make_tiny_model(directory, seed=options["seed"])
         self.stdout.write(self.style.SUCCESS(f"Built the tiny demo model in {directory}"))

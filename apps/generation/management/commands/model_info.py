@@ -5,6 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inference.loader import ModelLoadError, load_model, model_info
+
 
 class Command(BaseCommand):
     help = (
@@ -19,8 +21,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from inference.loader import ModelLoadError, load_model, model_info
-
         try:
             model = load_model(
                 options["directory"], quantize=options["quantize"], device=options["device"]
