@@ -6,7 +6,9 @@ the transaction that made them true has committed; a rolled-back change announce
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,9 +54,6 @@ class OrderedSender:
     """
 
     def __init__(self) -> None:
-        import asyncio
-        import threading
-
         self._loop = asyncio.new_event_loop()
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] | None = None
         self._ready = threading.Event()
@@ -65,8 +64,6 @@ class OrderedSender:
         self._ready.wait()
 
     def _run(self) -> None:
-        import asyncio
-
         asyncio.set_event_loop(self._loop)
         self._queue = asyncio.Queue()
         self._ready.set()
