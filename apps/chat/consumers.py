@@ -1,11 +1,12 @@
 """Live conversation: questions and answers as they happen, for everyone watching.
 
 Thin by design: it authenticates, authorizes every incoming frame (the membership is read
-again, so someone removed a moment ago is refused), calls the chat services and forwards
-events. Answers stream as their generation job's events: for each answer being written the
-consumer joins the job's group, then reads the job's snapshot (checkpoint + live tail) and
-sends it, then forwards only deltas after it — so a socket that connects late, or again
-after a drop or a reload, gets the text so far and everything after, without gap or repeat.
+again, so someone removed a moment ago is refused), reads the frame through its action's form
+(`apps.chat.forms`, the same the views use), calls the chat services and forwards events.
+Answers stream as their generation job's events: for each answer being written the consumer
+joins the job's group, then reads the job's snapshot (checkpoint + live tail) and sends it,
+then forwards only deltas after it — so a socket that connects late, or again after a drop
+or a reload, gets the text so far and everything after, without gap or repeat.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from channels.db import database_sync_to_async
 
 from apps.chat import services
 from apps.chat.events import conversation_group
+from apps.chat.forms import ACTION_FORMS
 from apps.chat.models import Conversation, Message
 from apps.chat.selectors import (
     conversation_access,
@@ -25,6 +27,7 @@ from apps.chat.selectors import (
 )
 from apps.generation.consumers import JobFollowerMixin
 from apps.workspaces.models import Membership
+from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action, can
 from qweb.consumers import CLOSE_GONE, ActionConsumer, PresenceMixin
 
@@ -48,7 +51,7 @@ def _finished(message_id: int) -> dict[str, Any] | None:
 
 class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
     owner_key = "message_id"
-    actions = frozenset({"post", "stop", "pins", "ask_again"})
+    actions = frozenset(ACTION_FORMS)
 
     def read_route(self, kwargs: dict[str, Any]) -> None:
         self.conversation_id = int(kwargs["conversation_id"])
@@ -85,29 +88,27 @@ class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
 
     def perform(self, action: str, target: Any, content: dict[str, Any]) -> None:
         conversation, membership = target
+        # Every action here writes: a viewer is refused before the frame is read.
+        ensure_can(membership, Action.CONTRIBUTE)
+        data = ACTION_FORMS[action].from_frame(content).cleaned()
         if action == "post":
             services.conversation_post_message(
                 membership=membership,
                 conversation=conversation,
-                text=content.get("text"),
-                pinned=content.get("pinned"),
+                text=data["text"],
+                pinned=data["pinned"],
             )
         elif action == "stop":
             services.message_stop(
-                membership=membership,
-                conversation=conversation,
-                message_id=content.get("message_id"),
+                membership=membership, conversation=conversation, message_id=data["message_id"]
             )
         elif action == "pins":
             services.conversation_pins_set(
-                membership=membership, conversation=conversation, paths=content.get("pinned")
+                membership=membership, conversation=conversation, paths=data["pinned"]
             )
         elif action == "ask_again":
-            message_id = content.get("message_id")
             services.conversation_ask_again(
-                membership=membership,
-                conversation=conversation,
-                message_id=message_id if isinstance(message_id, int) else 0,
+                membership=membership, conversation=conversation, message_id=data["message_id"]
             )
 
     # ------------------------------------------------------------------ answers streaming

@@ -7,7 +7,7 @@ role itself, so no entry point can forget it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,11 +24,12 @@ from apps.chat.events import (
     conversation_group,
 )
 from apps.chat.models import Conversation, Message, TokenUsage
-from apps.chat.prompt import HistoryTurn, PromptError, mentioned_paths, turn_prompt_build
+from apps.chat.prompt import mentioned_paths
 from apps.chat.selectors import usage_today
 from apps.generation.models import GenerationJob
 from apps.generation.services import job_cancel, job_submit
 from apps.repos.models import IndexedCommit, Repository
+from apps.repos.turn import HistoryTurn, PromptError, TurnPrompt, turn_prompt_build
 from apps.workspaces.models import Membership
 from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
@@ -40,6 +41,9 @@ from qweb.realtime import broadcast
 MAX_TITLE = 200
 MAX_PINS = 20
 UNTITLED = "New conversation"
+NO_QUESTION = "Write a question first."
+NO_SUCH_ANSWER = "There is no such answer in this conversation."
+ANSWER_PENDING = "An answer is still being written: wait for it or stop it first."
 
 
 def _ensure_member_of(membership: Membership, conversation: Conversation, action: Action) -> None:
@@ -132,12 +136,10 @@ def _ready_manifest(conversation: Conversation) -> set[str]:
 
 
 def conversation_pins_set(
-    *, membership: Membership, conversation: Conversation, paths: Any
+    *, membership: Membership, conversation: Conversation, paths: Sequence[str]
 ) -> Conversation:
     """Pin files: they go into every following turn whole."""
     _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise ValidationError({"pinned": "Pins are a list of file paths."})
     cleaned = list(dict.fromkeys(p.strip() for p in paths if p.strip()))
     if len(cleaned) > MAX_PINS:
         raise ValidationError({"pinned": f"Pin at most {MAX_PINS} files."})
@@ -198,35 +200,27 @@ def message_finished_event(message: Message) -> MessageFinished:
     )
 
 
-def conversation_post_message(
-    *,
-    membership: Membership,
-    conversation: Conversation,
-    text: Any,
-    pinned: Any = None,
-) -> Message:
-    """Ask a question: store it, build the turn's prompt, queue the answer; returns the answer.
-
-    Refused with the reason (nothing stored) for viewers, empty or oversized text, a post
-    while an answer is still being written, a member over the rate limit or daily quota, and
-    turns that cannot be built (commit not indexed, pinned files over the budget).
-    """
-    _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
-    if not isinstance(text, str) or not text.strip():
-        raise ValidationError({"text": "Write a question first."})
+def _question_text(text: str) -> str:
+    """The question trimmed; refused when empty or over the size limit."""
     text = text.strip()
+    if not text:
+        raise ValidationError({"text": NO_QUESTION})
     limit = settings.QWEB_CHAT_MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise ValidationError(
             {"text": f"Messages are limited to {limit:,} characters; this one has {len(text):,}."}
         )
-    extra_pins = pinned if pinned is not None else []
-    if not isinstance(extra_pins, list) or not all(isinstance(p, str) for p in extra_pins):
-        raise ValidationError({"pinned": "Pins are a list of file paths."})
+    return text
+
+
+def _ensure_no_answer_pending(conversation: Conversation) -> None:
     if conversation.messages.filter(state=Message.State.PENDING).exists():
-        raise ValidationError(
-            {"text": "An answer is still being written: wait for it or stop it first."}
-        )
+        raise ValidationError({"text": ANSWER_PENDING})
+
+
+def _ensure_may_ask(membership: Membership, conversation: Conversation) -> None:
+    """One answer at a time, within the member's daily quota and rate limit."""
+    _ensure_no_answer_pending(conversation)
     quota = settings.QWEB_CHAT_DAILY_TOKENS
     if (
         quota
@@ -241,6 +235,11 @@ def conversation_post_message(
         seconds=settings.QWEB_CHAT_RATE_SECONDS,
     )
 
+
+def _turn_for(
+    conversation: Conversation, text: str, extra_pins: Sequence[str]
+) -> tuple[TurnPrompt, list[str]]:
+    """The turn's prompt and its pins: the conversation's, this post's and the @mentions."""
     known = _ready_manifest(conversation)
     pins = list(
         dict.fromkeys([*conversation.pinned_paths, *extra_pins, *mentioned_paths(text, known)])
@@ -255,14 +254,20 @@ def conversation_post_message(
         )
     except PromptError as error:
         raise ValidationError({"text": str(error)}) from None
+    return turn, pins
 
+
+def _turn_store(
+    membership: Membership, conversation: Conversation, text: str, turn: TurnPrompt, pins: list[str]
+) -> Message:
+    """The question, its queued job and the pending answer, committed together and announced.
+
+    The conversation's row lock makes two posts at once give one answer, not two.
+    """
     now = timezone.now()
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        if locked.messages.filter(state=Message.State.PENDING).exists():
-            raise ValidationError(
-                {"text": "An answer is still being written: wait for it or stop it first."}
-            )
+        _ensure_no_answer_pending(locked)
         question = Message.objects.create(
             conversation=locked,
             role=Message.Role.USER,
@@ -288,26 +293,59 @@ def conversation_post_message(
             context={**turn.manifest, "pinned": pins},
             created_at=now,
         )
-        updates = {"updated_at": now}
-        if (
-            locked.title == UNTITLED
-            and not locked.messages.filter(role=Message.Role.USER).exclude(pk=question.pk).exists()
-        ):
-            updates["title"] = _title_from_question(text)
-        Conversation.objects.filter(pk=locked.pk).update(**updates)
-        group = conversation_group(conversation.pk)
-        broadcast(group, message_created_event(question))
-        broadcast(group, message_created_event(answer))
-        if "title" in updates:
-            broadcast(
-                group,
-                ConversationRenamed(
-                    type="conversation.renamed",
-                    conversation_id=conversation.pk,
-                    title=updates["title"],
-                ),
-            )
+        title = _first_title(locked, question)
+        Conversation.objects.filter(pk=locked.pk).update(
+            updated_at=now, **({"title": title} if title else {})
+        )
+        _turn_announce(conversation.pk, question, answer, title)
     return answer
+
+
+def _first_title(conversation: Conversation, question: Message) -> str | None:
+    """The title an untitled conversation takes from its first question; None otherwise."""
+    if (
+        conversation.title == UNTITLED
+        and not conversation.messages.filter(role=Message.Role.USER)
+        .exclude(pk=question.pk)
+        .exists()
+    ):
+        return _title_from_question(question.content)
+    return None
+
+
+def _turn_announce(
+    conversation_id: int, question: Message, answer: Message, title: str | None
+) -> None:
+    group = conversation_group(conversation_id)
+    broadcast(group, message_created_event(question))
+    broadcast(group, message_created_event(answer))
+    if title:
+        broadcast(
+            group,
+            ConversationRenamed(
+                type="conversation.renamed", conversation_id=conversation_id, title=title
+            ),
+        )
+
+
+def conversation_post_message(
+    *,
+    membership: Membership,
+    conversation: Conversation,
+    text: str,
+    pinned: Sequence[str] = (),
+) -> Message:
+    """Ask a question: store it, build the turn's prompt, queue the answer; returns the answer.
+
+    Refused with the reason (nothing stored) for viewers, empty or oversized text, a post
+    while an answer is still being written, a member over the rate limit or daily quota, and
+    turns that cannot be built (commit not indexed, pinned files over the budget).
+    """
+    _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
+    text = _question_text(text)
+    _ensure_may_ask(membership, conversation)
+    turn, pins = _turn_for(conversation, text, pinned)
+    return _turn_store(membership, conversation, text, turn, pins)
 
 
 def conversation_ask_again(
@@ -316,7 +354,7 @@ def conversation_ask_again(
     """Ask the question behind answer ``message_id`` again, with the current pins."""
     answer = conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).first()
     if answer is None:
-        raise ValidationError({"text": "There is no such answer in this conversation."})
+        raise ValidationError({"text": NO_SUCH_ANSWER})
     question = (
         conversation.messages.filter(role=Message.Role.USER, pk__lt=answer.pk)
         .order_by("-pk")
@@ -329,14 +367,12 @@ def conversation_ask_again(
     )
 
 
-def message_stop(*, membership: Membership, conversation: Conversation, message_id: Any) -> None:
+def message_stop(*, membership: Membership, conversation: Conversation, message_id: int) -> None:
     """Stop an answer that is being written (within a second for a running one)."""
     _ensure_member_of(membership, conversation, Action.CONTRIBUTE)
-    message = (
-        conversation.messages.filter(pk=message_id).first() if isinstance(message_id, int) else None
-    )
+    message = conversation.messages.filter(pk=message_id).first()
     if message is None or message.job_id is None:
-        raise ValidationError({"message": "There is no such answer in this conversation."})
+        raise ValidationError({"message": NO_SUCH_ANSWER})
     if message.state == Message.State.PENDING:
         job_cancel(job_id=message.job_id)
 

@@ -16,8 +16,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.chat import services
+from apps.chat.forms import (
+    ConversationNewForm,
+    ConversationRenameForm,
+    MessagePostForm,
+    MessageStopForm,
+    PinsForm,
+)
 from apps.chat.models import Conversation
-from apps.chat.prompt import PromptError, answer_reserve, context_window
 from apps.chat.selectors import (
     conversation_get,
     conversation_list,
@@ -26,6 +32,7 @@ from apps.chat.selectors import (
 )
 from apps.repos.models import IndexedCommit
 from apps.repos.selectors import repository_list
+from apps.repos.turn import PromptError, answer_reserve, context_window
 from apps.workspaces.models import Membership
 from apps.workspaces.permissions import page_context, require_membership
 from apps.workspaces.roles import Action
@@ -82,27 +89,22 @@ def conversation_index(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def conversation_new(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.CONTRIBUTE)
-    repository = membership.workspace.repositories.filter(
-        pk=request.POST.get("repository") if request.POST.get("repository", "").isdecimal() else 0
-    ).first()
-    if repository is None:
-        messages.error(request, "Choose one of this workspace's repositories.")
-        return redirect("chat:index", slug=slug)
+    form = ConversationNewForm(request.POST, workspace=membership.workspace)
     try:
+        data = form.cleaned()
         conversation = services.conversation_create(
             membership=membership,
-            repository=repository,
-            ref=request.POST.get("ref", ""),
-            title=request.POST.get("title", ""),
+            repository=data["repository"],
+            ref=data["ref"],
+            title=data["title"],
         )
     except ValidationError as error:
         messages.error(request, error_text(error))
         return redirect("chat:index", slug=slug)
-    question = request.POST.get("question", "")
-    if question.strip():
+    if data["question"]:
         try:
             services.conversation_post_message(
-                membership=membership, conversation=conversation, text=question
+                membership=membership, conversation=conversation, text=data["question"]
             )
         except ValidationError as error:
             messages.error(request, error_text(error))
@@ -169,25 +171,27 @@ def message_fragment(
 @require_POST
 def conversation_post(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
     membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    wants_json = request.headers.get("Accept") == "application/json"
     try:
+        data = MessagePostForm(request.POST).cleaned()
         answer = services.conversation_post_message(
             membership=membership,
             conversation=conversation,
-            text=request.POST.get("text", ""),
-            pinned=request.POST.getlist("pin"),
+            text=data["text"],
+            pinned=data["pinned"],
         )
     except services.RateLimited as error:
         response = JsonResponse({"error": error_text(error)}, status=429)
         response["Retry-After"] = str(error.retry_after)
-        if request.htmx or request.headers.get("Accept") == "application/json":
+        if request.htmx or wants_json:
             return response
         messages.error(request, error_text(error))
     except ValidationError as error:
-        if request.headers.get("Accept") == "application/json":
+        if wants_json:
             return JsonResponse({"error": error_text(error)}, status=400)
         messages.error(request, error_text(error))
     else:
-        if request.headers.get("Accept") == "application/json":
+        if wants_json:
             return JsonResponse({"message_id": answer.pk, "job_id": answer.job_id}, status=201)
     return _back(slug, conversation)
 
@@ -196,12 +200,10 @@ def conversation_post(request: HttpRequest, slug: str, conversation_id: int) -> 
 @require_POST
 def conversation_stop(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
     membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
-    message_id = request.POST.get("message_id", "")
     try:
+        data = MessageStopForm(request.POST).cleaned()
         services.message_stop(
-            membership=membership,
-            conversation=conversation,
-            message_id=int(message_id) if message_id.isdecimal() else None,
+            membership=membership, conversation=conversation, message_id=data["message_id"]
         )
     except ValidationError as error:
         messages.error(request, error_text(error))
@@ -213,8 +215,9 @@ def conversation_stop(request: HttpRequest, slug: str, conversation_id: int) -> 
 def conversation_rename(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
     membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
     try:
+        data = ConversationRenameForm(request.POST).cleaned()
         services.conversation_rename(
-            membership=membership, conversation=conversation, title=request.POST.get("title", "")
+            membership=membership, conversation=conversation, title=data["title"]
         )
     except ValidationError as error:
         messages.error(request, error_text(error))
@@ -236,8 +239,9 @@ def conversation_delete(request: HttpRequest, slug: str, conversation_id: int) -
 def conversation_pins(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
     membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
     try:
+        data = PinsForm(request.POST).cleaned()
         services.conversation_pins_set(
-            membership=membership, conversation=conversation, paths=request.POST.getlist("pin")
+            membership=membership, conversation=conversation, paths=data["pinned"]
         )
     except ValidationError as error:
         messages.error(request, error_text(error))

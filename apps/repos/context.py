@@ -235,16 +235,23 @@ def _path_matches(paths: tuple[str, ...], query: str) -> dict[str, float]:
     return found
 
 
-def context_build(
-    *,
-    repository: Repository,
-    query: str,
-    budget_tokens: int,
-    sha: str | None = None,
-    pinned: list[str] | tuple[str, ...] = (),
-) -> RepoContext:
-    """Rank the files of ``sha`` (the head by default) for ``query`` and pack them."""
-    sha = sha or repository.head_sha
+@dataclass
+class _Evidence:
+    """What each signal found: a score per path, and the reasons shown for it, in order."""
+
+    scores: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    reasons: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, path: str, points: float, reason: str | None = None) -> None:
+        self.scores[path] += points
+        if reason is not None:
+            self.reasons[path].append(reason)
+
+
+def _ready_commit(
+    repository: Repository, sha: str, pinned: list[str] | tuple[str, ...]
+) -> tuple[IndexedCommit, dict[str, str]]:
+    """The indexed commit and its path → blob manifest; the pinned paths must be in it."""
     indexed = IndexedCommit.objects.filter(
         repository=repository, sha=sha, state=IndexedCommit.State.READY
     ).first()
@@ -254,39 +261,40 @@ def context_build(
     unknown = [path for path in pinned if path not in manifest]
     if unknown:
         raise ContextError(f"No such file in this commit: {', '.join(unknown)}.")
-    index = index_for(indexed)
-    repo_map, file_tokens = _repo_map(indexed.pk, indexed.sha)
-    words = set(_WORD.findall(query))
-    identifiers = query_identifiers(query)
+    return indexed, manifest
 
-    scores: dict[str, float] = defaultdict(float)
-    reasons: dict[str, list[str]] = defaultdict(list)
 
-    # Search, twice: each file taken whole (all the evidence it holds, length-normalised)
-    # and its best chunks (the passage that answers); each scaled so the best file has 1.
+def _search_evidence(evidence: _Evidence, index: Any, query: str) -> None:
+    """Search, twice: each file taken whole (all the evidence it holds, length-normalised)
+    and its best chunks (the passage that answers); each scaled so the best file has 1."""
     whole = index.file_scores(query)
     best_whole = float(whole.max(initial=0.0))
     if best_whole > 0:
         for position in np.flatnonzero(whole >= MIN_SHARE * best_whole).tolist():
             share = float(whole[position]) / best_whole
-            path = index.paths[position]
-            scores[path] += WHOLE_FILE_WEIGHT * share
-            reasons[path].append(f"search: the file as a whole ({share:.2f})")
+            evidence.add(
+                index.paths[position],
+                WHOLE_FILE_WEIGHT * share,
+                f"search: the file as a whole ({share:.2f})",
+            )
     per_file: dict[str, list[float]] = defaultdict(list)
-    # Definitions the question names count once, below, not again through the chunks.
+    # Definitions the question names count once, in _symbol_evidence, not again here.
     for doc_id, score in index.search(query, k=MAX_CANDIDATES * 3, definition_boost=0.0):
         per_file[index.document(doc_id).path].append(score)
     top = max((max(values) for values in per_file.values()), default=0.0) or 1.0
     for path, values in per_file.items():
         values.sort(reverse=True)
-        scores[path] += CHUNK_WEIGHT * (values[0] + 0.15 * sum(values[1:4])) / top
-        reasons[path].append(
-            f"search: {len(values)} matching chunk{'s' if len(values) > 1 else ''}"
+        evidence.add(
+            path,
+            CHUNK_WEIGHT * (values[0] + 0.15 * sum(values[1:4])) / top,
+            f"search: {len(values)} matching chunk{'s' if len(values) > 1 else ''}",
         )
 
-    # Symbols the question names: a function or class it names is likely what it asks
-    # about; a module-level value (a setting, a constant) is more often context. A name
-    # defined in many files points at each of them less.
+
+def _symbol_evidence(evidence: _Evidence, index: Any, identifiers: set[str]) -> None:
+    """Symbols the question names: a function or class it names is likely what it asks
+    about; a module-level value (a setting, a constant) is more often context. A name
+    defined in many files points at each of them less."""
     for identifier in identifiers:
         defining: dict[str, str] = {}
         for entry in index.definitions_named(identifier):
@@ -294,50 +302,72 @@ def context_build(
                 defining[entry.path] = entry.kind
         for path, kind in defining.items():
             weight = SYMBOL_WEIGHT if kind in _CODE_KINDS else VALUE_SYMBOL_WEIGHT
-            scores[path] += weight / math.sqrt(len(defining))
-            reasons[path].append(f"symbol: defines {identifier} ({kind})")
+            evidence.add(
+                path, weight / math.sqrt(len(defining)), f"symbol: defines {identifier} ({kind})"
+            )
 
-    # File and folder names the question mentions, rare names counting more.
-    for path, share in _path_matches(tuple(manifest), query).items():
-        scores[path] += PATH_WEIGHT * share
-        reasons[path].append("path: named in the question")
 
-    # Django links.
-    if any(
+def _django_evidence(
+    evidence: _Evidence,
+    repository: Repository,
+    indexed: IndexedCommit,
+    manifest: dict[str, str],
+    query: str,
+    identifiers: set[str],
+) -> None:
+    """For a Django project, the URLconf → view → template files of what the question names."""
+    if not any(
         PurePosixPath(path).name in {"manage.py", "settings.py", "urls.py"} for path in manifest
     ):
-        project = _django(repository.pk, str(repository.store_path), sha, indexed.pk)
-        for path, why in _django_matches(project, words, identifiers).items():
-            if path in manifest:
-                scores[path] += 0.6
-                reasons[path].extend(why)
+        return
+    project = _django(repository.pk, str(repository.store_path), indexed.sha, indexed.pk)
+    words = set(_WORD.findall(query))
+    for path, why in _django_matches(project, words, identifiers).items():
+        if path in manifest:
+            evidence.add(path, 0.6)
+            evidence.reasons[path].extend(why)
 
-    # Translation catalogues repeat the code's messages once per language: a question's
-    # words would otherwise bring dozens of copies of one string ahead of the code.
-    for path in scores:
+
+def _scale_catalogues(evidence: _Evidence) -> None:
+    """Translation catalogues repeat the code's messages once per language: a question's
+    words would otherwise bring dozens of copies of one string ahead of the code."""
+    for path in evidence.scores:
         if PurePosixPath(path).suffix in _CATALOGUE_SUFFIXES:
-            scores[path] *= CATALOGUE_FACTOR
+            evidence.scores[path] *= CATALOGUE_FACTOR
 
-    # Repository map: PageRank from the files found so far spreads to what they depend on.
+
+def _map_evidence(
+    evidence: _Evidence, repo_map: RepoMap, manifest: dict[str, str], identifiers: set[str]
+) -> None:
+    """Repository map: PageRank from the files found so far spreads to what they depend on."""
+    scores = evidence.scores
     focus = sorted(scores, key=lambda path: -scores[path])[:10]
-    if focus:
-        ranks = dict(repo_map.file_ranks(focus_files=focus, focus_identifiers=identifiers))
-        best_rank = max(ranks.values(), default=0.0) or 1.0
-        for path, rank in ranks.items():
-            share = rank / best_rank
-            if share > 0.05 and path in manifest:
-                scores[path] += MAP_WEIGHT * math.sqrt(share)
-                if path not in focus:
-                    reasons[path].append(f"map: central to the matching files ({share:.2f})")
+    if not focus:
+        return
+    ranks = dict(repo_map.file_ranks(focus_files=focus, focus_identifiers=identifiers))
+    best_rank = max(ranks.values(), default=0.0) or 1.0
+    for path, rank in ranks.items():
+        share = rank / best_rank
+        if share > 0.05 and path in manifest:
+            reason = None if path in focus else f"map: central to the matching files ({share:.2f})"
+            evidence.add(path, MAP_WEIGHT * math.sqrt(share), reason)
 
+
+def _ranked_files(
+    evidence: _Evidence,
+    manifest: dict[str, str],
+    pinned: list[str] | tuple[str, ...],
+    file_tokens: dict[str, int],
+) -> list[RankedFile]:
+    """The best candidates, pinned files first, each with its score and reasons."""
+    scores, reasons = evidence.scores, evidence.reasons
     for path in pinned:
         reasons[path].insert(0, "pinned")
-
     ranked = sorted(
         (path for path in set(scores) | set(pinned) if path in manifest),
         key=lambda path: (path not in pinned, -scores[path], path),
     )[:MAX_CANDIDATES]
-    files = [
+    return [
         RankedFile(
             path=path,
             score=scores[path],
@@ -347,6 +377,32 @@ def context_build(
         )
         for path in ranked
     ]
+
+
+def context_build(
+    *,
+    repository: Repository,
+    query: str,
+    budget_tokens: int,
+    sha: str | None = None,
+    pinned: list[str] | tuple[str, ...] = (),
+) -> RepoContext:
+    """Rank the files of ``sha`` (the head by default) for ``query`` and pack them."""
+    indexed, manifest = _ready_commit(repository, sha or repository.head_sha, pinned)
+    index = index_for(indexed)
+    repo_map, file_tokens = _repo_map(indexed.pk, indexed.sha)
+    identifiers = query_identifiers(query)
+
+    evidence = _Evidence()
+    _search_evidence(evidence, index, query)
+    _symbol_evidence(evidence, index, identifiers)
+    for path, share in _path_matches(tuple(manifest), query).items():
+        evidence.add(path, PATH_WEIGHT * share, "path: named in the question")
+    _django_evidence(evidence, repository, indexed, manifest, query, identifiers)
+    _scale_catalogues(evidence)
+    _map_evidence(evidence, repo_map, manifest, identifiers)
+
+    files = _ranked_files(evidence, manifest, pinned, file_tokens)
     return _pack(repository, indexed, query, budget_tokens, files, repo_map, identifiers, index)
 
 

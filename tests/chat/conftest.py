@@ -41,3 +41,16 @@ def conversation(shop, owner, membership_of):
     from apps.chat.services import conversation_create
 
     return conversation_create(membership=membership_of(owner), repository=shop)
+
+
+@pytest.fixture
+def elsewhere_conversation(outsider, tmp_path):
+    """A conversation in the outsider's own workspace, about the same project."""
+    from apps.chat.services import conversation_create
+    from apps.workspaces.models import Membership
+
+    membership = Membership.objects.get(user=outsider)
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    repository = shop_repository(workspace=membership.workspace, user=outsider, tmp_path=folder)
+    return conversation_create(membership=membership, repository=repository)

@@ -455,7 +455,7 @@ async def test_a_socket_joining_mid_answer_gets_the_text_so_far_then_the_rest(
     assert answer.content == job.text
 
 
-async def test_stop_ends_a_running_answer_within_a_second(
+async def test_stop_ends_a_running_answer_within_seconds(
     sockets, conversation, member, viewer, chat_backend, settings
 ):
     settings.QWEB_CHAT_ANSWER_TOKENS = 1000
@@ -478,7 +478,9 @@ async def test_stop_ends_a_running_answer_within_a_second(
     asked = time.monotonic()
     job = await step_until(worker, job.pk, finished)
 
-    assert time.monotonic() - asked < 1.0
+    # The worker reads the flag every 0.2 s: about 0.3 s on a quiet machine, and room here
+    # for two cores shared with other runs; the token count shows it stopped early.
+    assert time.monotonic() - asked < 5.0
     assert (job.state, job.finish_reason) == ("cancelled", "cancelled")
     assert job.completion_tokens < 1000
     answer, _ = await answer_and_job(answer_id)
@@ -521,3 +523,46 @@ async def test_clients_that_do_not_ask_neither_see_nor_show_presence(
     await other.send_json_to({"type": "presence"})
     assert await quiet.receive_nothing(timeout=0.3)
     assert await other.receive_nothing(timeout=0.3)  # the quiet socket is not listed
+
+
+# Frames the actions' forms refuse --------------------------------------------------------------
+
+NO_ANSWER = "There is no such answer in this conversation."
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ({"type": "post", "text": 42}, "Write a question first."),
+        ({"type": "post", "text": ["a question"]}, "Write a question first."),
+        (
+            {"type": "post", "text": QUESTION, "pinned": "docs/notes.txt"},
+            "Pins are a list of file paths.",
+        ),
+        ({"type": "pins", "pinned": None}, "Pins are a list of file paths."),
+        ({"type": "pins", "pinned": [1, 2]}, "Pins are a list of file paths."),
+        ({"type": "stop", "message_id": "first"}, NO_ANSWER),
+        ({"type": "ask_again"}, NO_ANSWER),
+    ],
+)
+async def test_a_frame_its_actions_form_refuses_gets_the_reason_and_stores_nothing(
+    sockets, conversation, member, frame, reason
+):
+    socket, _ = await connect(sockets, member, conversation.pk)
+
+    await socket.send_json_to(frame)
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert error == {"type": "error", "code": "invalid", "message": reason, "action": frame["type"]}
+    assert await messages_stored() == []
+    await conversation.arefresh_from_db()
+    assert conversation.pinned_paths == []
+
+
+async def test_a_viewer_is_refused_whatever_the_frame_holds(sockets, conversation, viewer):
+    socket, _ = await connect(sockets, viewer, conversation.pk)
+
+    await socket.send_json_to({"type": "ask_again", "message_id": "not a number"})
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["type"], error["code"]) == ("error", "forbidden")
