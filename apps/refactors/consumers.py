@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from apps.generation.consumers import JobFollowerMixin
 from apps.refactors import services
 from apps.refactors.events import session_group
+from apps.refactors.forms import ChangeSetForm, CommentForm, DecideAllForm, DecisionForm
 from apps.refactors.models import ChangeSet, RefactorSession
 from apps.refactors.selectors import (
     changeset_in_session,
@@ -24,6 +25,7 @@ from apps.refactors.selectors import (
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, can
 from qweb.consumers import ActionConsumer, PresenceMixin
+from qweb.forms import ActionForm
 
 
 @database_sync_to_async
@@ -38,16 +40,27 @@ def _capabilities(membership: Membership) -> dict[str, bool]:
     }
 
 
-def _changeset_of(session: RefactorSession, content: dict[str, Any]) -> ChangeSet:
-    changeset = changeset_in_session(session=session, changeset_id=content.get("changeset_id"))
+def _frame_changeset(session: RefactorSession, content: dict[str, Any]) -> ChangeSet:
+    """The proposal of the session a frame names by ``changeset_id``."""
+    changeset_id = ChangeSetForm.from_frame(content).cleaned()["changeset_id"]
+    changeset = changeset_in_session(session=session, changeset_id=changeset_id)
     if changeset is None:
         raise ValidationError("No such proposal in this session.")
     return changeset
 
 
+# Each action's input, checked as the page's form posts are.
+_FORMS: dict[str, type[ActionForm]] = {
+    "decide": DecisionForm,
+    "decide_all": DecideAllForm,
+    "comment": CommentForm,
+    "stop": ActionForm,
+}
+
+
 class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
     owner_key = "changeset_id"
-    actions = frozenset({"decide", "decide_all", "comment", "stop"})
+    actions = frozenset(_FORMS)
 
     def read_route(self, kwargs: dict[str, Any]) -> None:
         self.session_id = int(kwargs["session_id"])
@@ -75,28 +88,14 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
 
     def perform(self, action: str, target: Any, content: dict[str, Any]) -> None:
         session, membership = target
-        changeset = _changeset_of(session, content)
+        changeset = _frame_changeset(session, content)
+        data = _FORMS[action].from_frame(content).cleaned()
         if action == "decide":
-            services.decision_set(
-                membership=membership,
-                changeset=changeset,
-                path=content.get("path"),
-                hunk=content.get("hunk"),
-                verdict=content.get("verdict"),
-            )
+            services.decision_set(membership=membership, changeset=changeset, **data)
         elif action == "decide_all":
-            services.decisions_all(
-                membership=membership, changeset=changeset, verdict=content.get("verdict")
-            )
+            services.decisions_all(membership=membership, changeset=changeset, **data)
         elif action == "comment":
-            services.comment_add(
-                membership=membership,
-                changeset=changeset,
-                path=content.get("path"),
-                line=content.get("line"),
-                side=content.get("side", "new"),
-                body=content.get("body"),
-            )
+            services.comment_add(membership=membership, changeset=changeset, **data)
         elif action == "stop":
             services.changeset_stop(membership=membership, changeset=changeset)
 

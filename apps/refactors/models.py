@@ -127,6 +127,9 @@ class HunkDecision(models.Model):
         ACCEPT = "accept", "Accepted"
         REJECT = "reject", "Rejected"
 
+    # Not stored: what a reviewer sends to take a verdict back.
+    CLEAR = "clear"
+
     changeset = models.ForeignKey(ChangeSet, on_delete=models.CASCADE, related_name="decisions")
     path = models.CharField(max_length=4096)
     hunk = models.IntegerField()
@@ -169,6 +172,13 @@ class ReviewComment(models.Model):
 
     def __str__(self) -> str:
         return f"comment on {self.path}:{self.line}"
+
+
+class ApplyTarget(models.TextChoices):
+    """Where an apply commits: a new branch of the session, or the branch it started from."""
+
+    BRANCH = "branch", "A new branch"
+    BASE = "base", "The base branch"
 
 
 class Apply(models.Model):

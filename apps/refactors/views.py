@@ -21,7 +21,26 @@ from pygments.lexers import TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
 from apps.refactors import services
-from apps.refactors.models import Apply, ChangeSet, HunkDecision, RefactorSession
+from apps.refactors.forms import (
+    ApplyForm,
+    CommentForm,
+    DecideAllForm,
+    DecisionForm,
+    EditFileForm,
+    PolicyForm,
+    RefactorForm,
+)
+from apps.refactors.models import Apply, ChangeSet, RefactorSession
+from apps.refactors.selectors import (
+    changeset_in_session,
+    decision_map,
+    file_diff,
+    file_text,
+    hunk_holding,
+    latest_changeset,
+    policy_for,
+    review_state,
+)
 from apps.repos.selectors import repository_list
 from apps.workspaces.models import Membership
 from apps.workspaces.permissions import page_context, require_membership
@@ -52,11 +71,18 @@ def _session_for(
     return membership, session
 
 
-def _changeset_of(session: RefactorSession, changeset_id: int) -> ChangeSet:
-    changeset = session.changesets.filter(pk=changeset_id).first()
+def _changeset_for(
+    request: HttpRequest,
+    slug: str,
+    session_id: int,
+    changeset_id: int,
+    action: Action = Action.VIEW,
+) -> tuple[Membership, RefactorSession, ChangeSet]:
+    membership, session = _session_for(request, slug, session_id, action)
+    changeset = changeset_in_session(session=session, changeset_id=changeset_id)
     if changeset is None:
         raise Http404("No such proposal.")
-    return changeset
+    return membership, session, changeset
 
 
 def _back(slug: str, session: RefactorSession) -> HttpResponse:
@@ -79,7 +105,7 @@ def refactor_index(request: HttpRequest, slug: str) -> HttpResponse:
             membership,
             sessions=sessions,
             repositories=[r for r in repository_list(workspace=membership.workspace) if r.head_sha],
-            policy=services.policy_for(membership.workspace_id),
+            policy=policy_for(membership.workspace_id),
             preselect=request.GET.get("repository", ""),
         ),
     )
@@ -89,20 +115,15 @@ def refactor_index(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def refactor_new(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.CONTRIBUTE)
-    value = request.POST.get("repository", "")
-    repository = membership.workspace.repositories.filter(
-        pk=int(value) if value.isdecimal() else 0
-    ).first()
-    if repository is None:
-        messages.error(request, "Choose one of this workspace's repositories.")
-        return redirect("refactors:index", slug=slug)
+    form = RefactorForm(request.POST, workspace_id=membership.workspace_id)
     try:
+        data = form.cleaned()
         session = services.refactor_create(
             membership=membership,
-            repository=repository,
-            instruction=request.POST.get("instruction", ""),
-            ref=request.POST.get("branch", ""),
-            scope=request.POST.get("scope", ""),
+            repository=data["repository"],
+            instruction=data["instruction"],
+            ref=data["branch"],
+            scope=data["scope"],
         )
     except ValidationError as error:
         messages.error(request, error_text(error))
@@ -114,66 +135,16 @@ def refactor_new(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def refactor_policy(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.MANAGE_MEMBERS)
-    services.policy_update(
-        membership=membership,
-        block_on_high_findings=request.POST.get("block_on_high_findings") == "on",
-        allow_mode_changes=request.POST.get("allow_mode_changes") == "on",
-        allow_push=request.POST.get("allow_push") == "on",
-    )
+    services.policy_update(membership=membership, **PolicyForm(request.POST).cleaned())
     messages.success(request, "Refactor policy saved.")
     return redirect("refactors:index", slug=slug)
-
-
-def _decision_map(changeset: ChangeSet, path: str | None = None) -> dict[str, dict[int, str]]:
-    decisions = HunkDecision.objects.filter(changeset=changeset)
-    if path is not None:
-        decisions = decisions.filter(path=path)
-    found: dict[str, dict[int, str]] = {}
-    for path, hunk, verdict in decisions.values_list("path", "hunk", "verdict"):
-        found.setdefault(path, {})[hunk] = verdict
-    return found
 
 
 @login_required
 @require_GET
 def refactor_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
     membership, session = _session_for(request, slug, session_id)
-    changesets = list(session.changesets.select_related("job").order_by("number"))
-    wanted = request.GET.get("proposal", "")
-    current = next((c for c in changesets if str(c.number) == wanted), None) or (
-        changesets[-1] if changesets else None
-    )
-    decisions = _decision_map(current) if current else {}
-    files = []
-    findings_by_path: dict[str, list[dict[str, Any]]] = {}
-    if current:
-        for finding in current.findings:
-            findings_by_path.setdefault(finding["path"], []).append(finding)
-        for item in current.files:
-            verdicts = decisions.get(item["path"], {})
-            whole = verdicts.get(WHOLE_FILE)
-            accepted = sum(1 for h, v in verdicts.items() if h != WHOLE_FILE and v == "accept")
-            rejected = sum(1 for h, v in verdicts.items() if h != WHOLE_FILE and v == "reject")
-            files.append(
-                {
-                    **item,
-                    "verdict": whole
-                    or (
-                        "accept"
-                        if accepted == item["hunks"] and item["hunks"]
-                        else "reject"
-                        if rejected == item["hunks"] and item["hunks"]
-                        else "partial"
-                        if accepted or rejected
-                        else ""
-                    ),
-                    "findings": findings_by_path.get(item["path"], []),
-                }
-            )
-    refused = [r for r in current.results if r["status"] == "refused"] if current else []
-    held = services.high_findings_held(current) if current else []
-    total_applied = sum(c.blocks_applied for c in changesets)
-    total_blocks = total_applied + sum(c.blocks_refused for c in changesets)
+    review = review_state(session=session, proposal=request.GET.get("proposal", ""))
     applies = list(
         Apply.objects.filter(changeset__session=session).select_related("applied_by", "changeset")
     )
@@ -183,17 +154,17 @@ def refactor_detail(request: HttpRequest, slug: str, session_id: int) -> HttpRes
         _context(
             membership,
             session=session,
-            changesets=changesets,
-            current=current,
-            is_latest=bool(current and changesets and current.pk == changesets[-1].pk),
-            files=files,
-            refused=refused,
-            session_success=(total_applied / total_blocks) if total_blocks else None,
-            general_findings=findings_by_path.get("", []),
-            high_findings=len(held),
-            held_findings=held,
+            changesets=review.changesets,
+            current=review.current,
+            is_latest=review.is_latest,
+            files=review.files,
+            refused=review.refused,
+            session_success=review.success_rate,
+            general_findings=review.general_findings,
+            high_findings=review.high_findings,
+            held_findings=review.held_findings,
             applies=applies,
-            policy=services.policy_for(session.workspace_id),
+            policy=policy_for(session.workspace_id),
         ),
     )
 
@@ -210,16 +181,6 @@ def _highlighted_lines(path: str, text: str | None) -> list[str]:
             lexer = TextLexer()
     html = highlight(text, lexer, HtmlFormatter(nowrap=True))
     return html.split("\n")
-
-
-def _file_text(store: GitStore, commit: str, path: str) -> str | None:
-    found = store.entry(commit, path)
-    if found is None or found.type != "blob":
-        return None
-    blob = store.read_blob(found.sha, services.MAX_FILE_BYTES)
-    if blob.truncated or b"\0" in blob.data[:8000]:
-        return None
-    return blob.data.decode("utf-8", errors="replace")
 
 
 def _rows(diff: FileDiff, old_lines: list[str], new_lines: list[str]) -> list[dict[str, Any]]:
@@ -270,23 +231,22 @@ def changeset_file(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
     """One file's diff, highlighted, with its hunks' verdicts and comments (fetched lazily)."""
-    membership, session = _session_for(request, slug, session_id)
-    changeset = _changeset_of(session, changeset_id)
+    membership, session, changeset = _changeset_for(request, slug, session_id, changeset_id)
     path = request.GET.get("path", "")
     try:
         context_lines = max(3, min(MAX_CONTEXT, int(request.GET.get("context", "3"))))
     except ValueError:
         context_lines = 3
     view = "split" if request.GET.get("view") == "split" else "unified"
-    diff = services.file_diff(changeset, path, context_lines)
+    diff = file_diff(changeset, path, context_lines)
     if diff is None:
         raise Http404("No such file in this proposal.")
     store = GitStore(session.repository.store_path)
     old_text = (
-        None if diff.status == "added" else _file_text(store, session.base_commit, diff.old_path)
+        None if diff.status == "added" else file_text(store, session.base_commit, diff.old_path)
     )
-    new_text = None if diff.status == "deleted" else _file_text(store, changeset.commit, diff.path)
-    verdicts = _decision_map(changeset, path).get(path, {})
+    new_text = None if diff.status == "deleted" else file_text(store, changeset.commit, diff.path)
+    verdicts = decision_map(changeset, path).get(path, {})
     comments: dict[tuple[str, int], list[Any]] = {}
     for comment in changeset.comments.filter(path=path).select_related("author"):
         comments.setdefault((comment.side, comment.line), []).append(comment)
@@ -302,7 +262,7 @@ def changeset_file(
         entry["high_findings"] = [
             f
             for f in findings
-            if f["severity"] == "high" and services.hunk_holding(diff, f["line"]) is entry["hunk"]
+            if f["severity"] == "high" and hunk_holding(diff, f["line"]) is entry["hunk"]
         ]
         for row in entry["lines"]:
             line = row["line"]
@@ -321,11 +281,11 @@ def changeset_file(
             hunks=hunks,
             whole_verdict=verdicts.get(WHOLE_FILE, ""),
             # Line 0, or a line no hunk shows: about the file as a whole.
-            file_findings=[f for f in findings if services.hunk_holding(diff, f["line"]) is None],
+            file_findings=[f for f in findings if hunk_holding(diff, f["line"]) is None],
             view=view,
             context_lines=context_lines,
             more_context=min(MAX_CONTEXT, context_lines + 20),
-            is_latest=services.latest_changeset(session).pk == changeset.pk,
+            is_latest=latest_changeset(session).pk == changeset.pk,
         ),
     )
 
@@ -335,22 +295,16 @@ def changeset_file(
 def changeset_decide(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
-    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
-    changeset = _changeset_of(session, changeset_id)
-    hunk = request.POST.get("hunk", "")
+    membership, session, changeset = _changeset_for(
+        request, slug, session_id, changeset_id, Action.CONTRIBUTE
+    )
     try:
         if request.POST.get("all"):
-            services.decisions_all(
-                membership=membership, changeset=changeset, verdict=request.POST.get("verdict", "")
-            )
+            data = DecideAllForm(request.POST).cleaned()
+            services.decisions_all(membership=membership, changeset=changeset, **data)
         else:
-            services.decision_set(
-                membership=membership,
-                changeset=changeset,
-                path=request.POST.get("path", ""),
-                hunk=int(hunk) if hunk.removeprefix("-").isdecimal() else None,
-                verdict=request.POST.get("verdict", ""),
-            )
+            data = DecisionForm(request.POST).cleaned()
+            services.decision_set(membership=membership, changeset=changeset, **data)
     except ValidationError as error:
         messages.error(request, error_text(error))
     return _back(slug, session)
@@ -361,18 +315,12 @@ def changeset_decide(
 def changeset_comment(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
-    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
-    changeset = _changeset_of(session, changeset_id)
-    line = request.POST.get("line", "")
+    membership, session, changeset = _changeset_for(
+        request, slug, session_id, changeset_id, Action.CONTRIBUTE
+    )
     try:
-        services.comment_add(
-            membership=membership,
-            changeset=changeset,
-            path=request.POST.get("path", ""),
-            line=int(line) if line.isdecimal() else None,
-            side=request.POST.get("side", "new"),
-            body=request.POST.get("body", ""),
-        )
+        data = CommentForm(request.POST).cleaned()
+        services.comment_add(membership=membership, changeset=changeset, **data)
     except ValidationError as error:
         messages.error(request, error_text(error))
     return _back(slug, session)
@@ -383,12 +331,10 @@ def changeset_comment(
 def changeset_apply(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
-    membership, session = _session_for(request, slug, session_id)
-    changeset = _changeset_of(session, changeset_id)
+    membership, session, changeset = _changeset_for(request, slug, session_id, changeset_id)
     try:
-        record = services.changeset_apply(
-            membership=membership, changeset=changeset, target=request.POST.get("target", "")
-        )
+        data = ApplyForm(request.POST).cleaned()
+        record = services.changeset_apply(membership=membership, changeset=changeset, **data)
     except PermissionDenied:
         raise
     except ValidationError as error:
@@ -435,11 +381,11 @@ def refactor_regenerate(request: HttpRequest, slug: str, session_id: int) -> Htt
 def changeset_fix(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
-    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
+    membership, session, changeset = _changeset_for(
+        request, slug, session_id, changeset_id, Action.CONTRIBUTE
+    )
     try:
-        services.refactor_fix_failed(
-            membership=membership, changeset=_changeset_of(session, changeset_id)
-        )
+        services.refactor_fix_failed(membership=membership, changeset=changeset)
     except ValidationError as error:
         messages.error(request, error_text(error))
     return _back(slug, session)
@@ -451,24 +397,21 @@ def changeset_edit(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
     """Edit one file of a proposal by hand; the result is the session's next proposal."""
-    membership, session = _session_for(request, slug, session_id, Action.CONTRIBUTE)
-    changeset = _changeset_of(session, changeset_id)
+    membership, session, changeset = _changeset_for(
+        request, slug, session_id, changeset_id, Action.CONTRIBUTE
+    )
     path = request.POST.get("path") or request.GET.get("path", "")
     if request.method == "POST":
         try:
-            services.changeset_edit_file(
-                membership=membership,
-                changeset=changeset,
-                path=path,
-                content=request.POST.get("content", "").replace("\r\n", "\n"),
-            )
+            data = EditFileForm(request.POST).cleaned()
+            services.changeset_edit_file(membership=membership, changeset=changeset, **data)
         except ValidationError as error:
             messages.error(request, error_text(error))
         else:
             messages.success(request, f"{path} edited: review the new proposal.")
         return _back(slug, session)
     store = GitStore(session.repository.store_path)
-    content = _file_text(store, changeset.commit or session.base_commit, path)
+    content = file_text(store, changeset.commit or session.base_commit, path)
     if content is None:
         raise Http404("No such text file in this proposal.")
     return render(
@@ -484,8 +427,7 @@ def changeset_patch(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
     """The proposal (or, once applied, the applied commit) as a ``git am``-able patch."""
-    _, session = _session_for(request, slug, session_id)
-    changeset = _changeset_of(session, changeset_id)
+    _, session, changeset = _changeset_for(request, slug, session_id, changeset_id)
     if not changeset.commit or changeset.commit == session.base_commit:
         raise Http404("This proposal changes nothing.")
     applied = changeset.applies.filter(state=Apply.State.APPLIED).first()
@@ -504,8 +446,7 @@ def changeset_archive(
     request: HttpRequest, slug: str, session_id: int, changeset_id: int
 ) -> HttpResponse:
     """The whole tree as proposed, as a .zip."""
-    _, session = _session_for(request, slug, session_id)
-    changeset = _changeset_of(session, changeset_id)
+    _, session, changeset = _changeset_for(request, slug, session_id, changeset_id)
     if not changeset.commit:
         raise Http404("This proposal has no tree yet.")
     store = GitStore(session.repository.store_path)

@@ -482,6 +482,12 @@ class GitStore:
             return None
         return result.stdout.decode().strip()
 
+    def tree_of(self, commit: str) -> str:
+        """The sha of ``commit``'s tree."""
+        _check_ref(commit)
+        result = self._git("rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}")
+        return result.stdout.decode().strip()
+
     def head_branch(self) -> str:
         """Return the branch HEAD points at (the repository's default branch)."""
         return self._git("symbolic-ref", "--short", "HEAD").stdout.decode().strip()

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from apps.generation.models import GenerationJob
 from apps.ops.models import Task
 from apps.refactors import services
+from apps.refactors.forms import DecisionForm
 from apps.refactors.models import Apply, ChangeSet, HunkDecision, RefactorSession
 from qweb.lib.gitstore import GitStore
 
@@ -527,14 +528,11 @@ def test_hand_edits_of_old_proposals_or_binary_files_and_boolean_hunks_are_refus
         services.changeset_edit_file(
             membership=membership, changeset=first, path="static/logo.png", content="x"
         )
+    # A frame's true is no hunk number (a form post's "1" is).
     with pytest.raises(ValidationError, match="No such hunk"):
-        services.decision_set(
-            membership=membership,
-            changeset=first,
-            path="billing/views.py",
-            hunk=True,
-            verdict="accept",
-        )
+        DecisionForm.from_frame(
+            {"path": "billing/views.py", "hunk": True, "verdict": "accept"}
+        ).cleaned()
     services.refactor_regenerate(membership=membership, session=first.session)
     with pytest.raises(ValidationError):
         services.changeset_edit_file(
