@@ -3,7 +3,9 @@
 Origin check and session auth included; events go through the channel layer the settings
 choose (Redis when REDIS_URL is set, as in CI) and one proposal is written by the real
 inference worker on the tiny model. Data must be committed (``on_commit`` events, services
-and the worker on other threads), hence ``transaction=True``.
+and the worker on other threads), hence ``transaction=True``; each test starts from a
+snapshot of a proposal (ready, or being written) built once by the real services and
+restored before it (see ``tests/refactors/conftest.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from apps.refactors import services
 from apps.refactors.models import ChangeSet, HunkDecision, ReviewComment
 from apps.workspaces.models import Membership
 from qweb.consumers import CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED
+from tests.refactors.conftest import proposal_write, snapshot_take
 from tests.refactors.test_flow import RENAME
 from tests.sockets import ALLOWED_ORIGIN, TIMEOUT, close, open_path, receive_until
 
@@ -72,19 +75,54 @@ def decisions() -> list[tuple[str, int, str]]:
 # Sessions --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ready(propose):
-    """A proposal ready for review: the rename, every edit applied."""
-    return propose(RENAME)
+def ready_write(*, membership, repository):
+    return proposal_write(membership=membership, repository=repository, answer=RENAME)
 
 
-@pytest.fixture
-def writing(project, owner, membership_of):
-    """A session whose first proposal is queued: the model has not started writing it."""
-    session = services.refactor_create(
-        membership=membership_of(owner), repository=project, instruction="Add docstrings"
+@pytest.fixture(scope="module")
+def ready_snapshot(django_db_setup, django_db_blocker, tmp_path_factory, tiny_model_dir):
+    """The project and a proposal ready for review (the rename), committed once."""
+    return snapshot_take(
+        ready_write,
+        tmp_path_factory=tmp_path_factory,
+        django_db_blocker=django_db_blocker,
+        tiny_model_dir=tiny_model_dir,
     )
-    return session.changesets.select_related("job").get()
+
+
+@pytest.fixture
+def started(request, ready_snapshot, writing_snapshot, refactor_settings, transactional_db):
+    """The test's starting point restored: ``ready``'s or ``writing``'s, whichever it asks for."""
+    # Both snapshots are taken at module and session scope, before any row of a test exists.
+    snapshot = ready_snapshot if "ready" in request.fixturenames else writing_snapshot
+    return snapshot.restore()
+
+
+@pytest.fixture
+def workspace(started):
+    return started.workspace
+
+
+@pytest.fixture
+def owner(started):
+    return started.owner
+
+
+@pytest.fixture
+def project(started):
+    return started.repository
+
+
+@pytest.fixture
+def ready(started):
+    """A proposal ready for review: the rename, every edit applied."""
+    return started.changeset
+
+
+@pytest.fixture
+def writing(started):
+    """A session whose first proposal is queued: the model has not started writing it."""
+    return started.changeset
 
 
 @database_sync_to_async

@@ -25,14 +25,25 @@ async def connect(sockets, user, session_id):
 
 
 @pytest.fixture
-def writing(project, owner, membership_of):
-    """A session whose first proposal is queued (no worker runs): the socket follows it."""
-    from apps.refactors import services
+def started(writing_snapshot, refactor_settings, transactional_db):
+    """The project and a queued proposal, restored from their snapshot (built once)."""
+    return writing_snapshot.restore()
 
-    session = services.refactor_create(
-        membership=membership_of(owner), repository=project, instruction="Add docstrings"
-    )
-    return session.changesets.select_related("job").get()
+
+@pytest.fixture
+def workspace(started):
+    return started.workspace
+
+
+@pytest.fixture
+def owner(started):
+    return started.owner
+
+
+@pytest.fixture
+def writing(started):
+    """A session whose first proposal is queued (no worker runs): the socket follows it."""
+    return started.changeset
 
 
 @pytest.mark.parametrize("how", REVOCATIONS)
