@@ -116,6 +116,12 @@ TEMPLATES = [
                 "apps.workspaces.context_processors.workspaces",
                 "apps.generation.context_processors.model",
             ],
+            # Every template may use {% icon %} (inline SVG icons) and intcomma (numbers
+            # people read get thousands separators) without loading them.
+            "builtins": [
+                "qweb.templatetags.icons",
+                "django.contrib.humanize.templatetags.humanize",
+            ],
         },
     },
 ]

@@ -244,3 +244,142 @@ window.qwebPresence = function (container) {
     });
   }).observe(document.documentElement, { childList: true, subtree: true });
 })();
+
+// Menus that collapse at phone width (the header's and the workspace tabs): a button with
+// aria-controls and aria-expanded opens its menu (.is-open, see app.css). A click elsewhere
+// or Escape closes it; Escape hands the focus back to the button.
+(function () {
+  "use strict";
+  function menuOf(button) { return document.getElementById(button.getAttribute("aria-controls")); }
+  function setOpen(button, open) {
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    var menu = menuOf(button);
+    if (menu) menu.classList.toggle("is-open", open);
+  }
+  function openToggles() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-menu-toggle][aria-expanded='true']"));
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-menu-toggle]");
+    openToggles().forEach(function (other) {
+      var menu = menuOf(other);
+      if (other !== button && !(menu && menu.contains(event.target))) setOpen(other, false);
+    });
+    if (button) setOpen(button, button.getAttribute("aria-expanded") !== "true");
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    openToggles().forEach(function (button) {
+      var menu = menuOf(button);
+      // Only when the focus is in the menu or on its button: Esc also stops answers.
+      if (button !== document.activeElement && !(menu && menu.contains(document.activeElement))) return;
+      setOpen(button, false);
+      if (menu) menu.querySelectorAll("details[open]").forEach(function (d) { d.open = false; });
+      button.focus();
+      event.preventDefault();
+    });
+  });
+})();
+
+// The branch picker on repository pages (templates/repos/_ref_picker.html): opening it
+// focuses a filter box over the branches and tags; arrow keys walk what matches, Enter
+// opens the first match, Escape or a click elsewhere closes it.
+(function () {
+  "use strict";
+  function entries(picker) {
+    return Array.prototype.slice.call(picker.querySelectorAll("li[data-ref-name]"));
+  }
+  function visibleLinks(picker) {
+    return entries(picker).filter(function (li) { return !li.hidden; })
+      .map(function (li) { return li.querySelector("a"); });
+  }
+  function narrow(picker) {
+    var field = picker.querySelector("[data-ref-filter]");
+    var words = field ? field.value.trim().toLowerCase() : "";
+    var shown = 0;
+    entries(picker).forEach(function (li) {
+      var match = !words || li.getAttribute("data-ref-name").toLowerCase().indexOf(words) !== -1;
+      li.hidden = !match;
+      if (match) shown += 1;
+    });
+    picker.querySelectorAll("[data-ref-group]").forEach(function (group) { group.hidden = words !== ""; });
+    var none = picker.querySelector("[data-ref-none]");
+    if (none) none.hidden = shown > 0;
+  }
+  // "toggle" does not bubble: listen while it is captured on its way down.
+  document.addEventListener("toggle", function (event) {
+    var picker = event.target;
+    if (!(picker instanceof Element) || !picker.matches("[data-ref-picker]") || !picker.open) return;
+    var field = picker.querySelector("[data-ref-filter]");
+    if (!field) return;
+    field.value = "";
+    narrow(picker);
+    field.focus();
+  }, true);
+  document.addEventListener("input", function (event) {
+    var field = event.target.closest && event.target.closest("[data-ref-filter]");
+    if (field) narrow(field.closest("[data-ref-picker]"));
+  });
+  document.addEventListener("keydown", function (event) {
+    var picker = event.target.closest && event.target.closest("[data-ref-picker][open]");
+    if (!picker) return;
+    if (event.key === "Escape") {
+      picker.open = false;
+      picker.querySelector("summary").focus();
+      event.preventDefault();
+      return;
+    }
+    var links = visibleLinks(picker);
+    if (!links.length) return;
+    var index = links.indexOf(document.activeElement);
+    if (event.key === "Enter" && index === -1 && event.target.matches("[data-ref-filter]")) {
+      event.preventDefault();
+      links[0].click();
+    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      index = event.key === "ArrowDown" ? Math.min(links.length - 1, index + 1) : index - 1;
+      if (index < 0) picker.querySelector("[data-ref-filter]").focus();
+      else links[index].focus();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("[data-ref-picker][open]").forEach(function (picker) {
+      if (!picker.contains(event.target)) picker.open = false;
+    });
+  });
+  // "w" opens the picker, as on the code hosts people know.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "w" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("input, textarea, select, [contenteditable]")) return;
+    var picker = document.querySelector("[data-ref-picker]");
+    if (!picker || picker.open) return;
+    event.preventDefault();
+    picker.open = true;
+  });
+})();
+
+// A box that scrolls by itself (code, diffs, a long answer) must take the keyboard's focus,
+// or keyboard users cannot scroll it: such boxes without a focusable child get tabindex=0.
+(function () {
+  "use strict";
+  var BOXES = "pre, .code-view, .snippet, .proposal-stream, .model-answer";
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  function mark() {
+    document.querySelectorAll(BOXES).forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1;
+      if (box.getAttribute("data-scroll-focus") === "1") {
+        if (!scrolls) { box.removeAttribute("tabindex"); box.removeAttribute("data-scroll-focus"); }
+        return;
+      }
+      if (scrolls && !box.hasAttribute("tabindex") && !box.querySelector(FOCUSABLE)) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("data-scroll-focus", "1");
+      }
+    });
+  }
+  var pending = null;
+  function later() { if (!pending) pending = setTimeout(function () { pending = null; mark(); }, 150); }
+  document.addEventListener("DOMContentLoaded", mark);
+  window.addEventListener("resize", later);
+  new MutationObserver(later).observe(document.documentElement, { childList: true, subtree: true });
+})();
