@@ -4,7 +4,7 @@ from apps.repos import views
 
 
 class FormatConverter:
-    regex = "zip|tar.gz"
+    regex = r"zip|tar\.gz"
 
     def to_python(self, value: str) -> str:
         return value
@@ -22,14 +22,23 @@ urlpatterns = [
     path("w/<slug:slug>/repos/new/", views.repository_new, name="new"),
     path("w/<slug:slug>/repos/imports/<int:task_id>/", views.repository_task, name="task"),
     path("w/<slug:slug>/r/<slug:repo>/", views.repository_tree, name="tree"),
-    path("w/<slug:slug>/r/<slug:repo>/tree/<str:ref>/", views.repository_tree, name="tree_ref"),
+    # Branch names hold slashes (qweb/refactor-2): every route takes "<ref>/<path>" as a
+    # whole and the view finds the longest leading ref, so (ref, path) may split anywhere.
+    path("w/<slug:slug>/r/<slug:repo>/tree/<path:ref>/", views.repository_tree, name="tree_ref"),
     path(
-        "w/<slug:slug>/r/<slug:repo>/tree/<str:ref>/<path:path>",
+        "w/<slug:slug>/r/<slug:repo>/tree/<path:ref>/<path:path>",
         views.repository_tree,
         name="tree_path",
     ),
     path(
-        "w/<slug:slug>/r/<slug:repo>/blob/<str:ref>/<path:path>", views.repository_blob, name="blob"
+        "w/<slug:slug>/r/<slug:repo>/blob/<path:ref>/<path:path>",
+        views.repository_blob,
+        name="blob",
+    ),
+    path(
+        "w/<slug:slug>/r/<slug:repo>/raw/<path:ref>/<path:path>",
+        views.repository_raw,
+        name="raw",
     ),
     path("w/<slug:slug>/r/<slug:repo>/search/", views.repository_search, name="search"),
     path(
@@ -39,7 +48,25 @@ urlpatterns = [
     ),
     path("w/<slug:slug>/r/<slug:repo>/commits/", views.repository_commits, name="commits"),
     path(
-        "w/<slug:slug>/r/<slug:repo>/archive/<str:ref>.<archive_format:fmt>",
+        "w/<slug:slug>/r/<slug:repo>/commits/<path:ref>/",
+        views.repository_commits,
+        name="commits_ref",
+    ),
+    path(
+        "w/<slug:slug>/r/<slug:repo>/commits/<path:ref>/<path:path>",
+        views.repository_commits,
+        name="commits_path",
+    ),
+    path("w/<slug:slug>/r/<slug:repo>/commit/<path:ref>/", views.repository_commit, name="commit"),
+    path("w/<slug:slug>/r/<slug:repo>/branches/", views.repository_branches, name="branches"),
+    path("w/<slug:slug>/r/<slug:repo>/compare/", views.repository_compare, name="compare_pick"),
+    path(
+        "w/<slug:slug>/r/<slug:repo>/compare/<path:spec>/",
+        views.repository_compare,
+        name="compare",
+    ),
+    path(
+        "w/<slug:slug>/r/<slug:repo>/archive/<path:ref>.<archive_format:fmt>",
         views.repository_archive,
         name="archive",
     ),

@@ -39,10 +39,14 @@ from qweb.lib.gitpaths import path_refusal
 GIT = shutil.which("git") or "/usr/bin/git"
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
 ZERO_SHA = "0" * 40
+# The tree git knows without storing it: what a root commit is compared with.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_TOKEN_USER = "x-access-token"  # noqa: S105 - a user name GitHub and GitLab accept
 _CHUNK = 64 * 1024
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+# A commit named in a URL by its sha or an abbreviation of it (as git shows them).
+_ABBREVIATED_SHA = re.compile(r"^[0-9a-f]{4,40}$")
 _VALID_MODES = {"100644", "100755", "120000"}
 _FORBIDDEN_IN_IDENTITY = re.compile(r"[<>\x00-\x1f\x7f]")
 # ext and fd run commands. ssh is enabled only together with SshOptions (see _Remote).
@@ -162,6 +166,28 @@ class CommitInfo:
     committed_at: datetime
     subject: str
     message: str
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    """A branch or tag and the commit it names (an annotated tag's, peeled)."""
+
+    name: str  # short: "main", "qweb/refactor-2", "v1.0"
+    kind: str  # "branch" or "tag"
+    sha: str
+    committed_at: datetime
+    author_name: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class RefPath:
+    """A URL's ``<ref>/<path>`` split: the ref as written, its commit and the path after it."""
+
+    ref: str
+    kind: str  # "branch", "tag" or "commit"
+    commit: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -584,9 +610,27 @@ class GitStore:
             proc.stop()
             writer.join(timeout=5)
 
-    def log(self, ref: str = "HEAD", limit: int = 50, offset: int = 0) -> list[CommitInfo]:
-        """Return up to ``limit`` commits reachable from ``ref``, newest first."""
+    def log(
+        self,
+        ref: str = "HEAD",
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        paths: Sequence[str] = (),
+        exclude: str | None = None,
+    ) -> list[CommitInfo]:
+        """Up to ``limit`` commits reachable from ``ref``, newest first.
+
+        ``paths`` keeps the commits that changed them (a file's or folder's history);
+        ``exclude`` leaves out what it reaches too (``exclude..ref``, as in a comparison).
+        """
         _check_ref(ref)
+        for path in paths:
+            _check_tree_path(path)
+        revisions = [ref]
+        if exclude is not None:
+            _check_ref(exclude)
+            revisions.append(f"^{exclude}")
         fields = "%H%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x00%s%x00%B%x00%x1e"
         result = self._git(
             "log",
@@ -596,8 +640,9 @@ class GitStore:
             f"--max-count={int(limit)}",
             f"--skip={int(offset)}",
             "--end-of-options",
-            ref,
+            *revisions,
             "--",
+            *paths,
         )
         commits = []
         for record in result.stdout.split(b"\x1e"):
@@ -621,6 +666,102 @@ class GitStore:
                 )
             )
         return commits
+
+    def commit_info(self, ref: str) -> CommitInfo:
+        """The one commit ``ref`` names: message, author, committer and parents."""
+        found = self.log(self.resolve(ref), limit=1)
+        if not found:
+            raise GitStoreError(f"No commit named {ref!r} in this repository.")
+        return found[0]
+
+    def count_commits(self, ref: str, *, paths: Sequence[str] = ()) -> int:
+        """How many commits ``ref`` reaches (that changed ``paths``, when given)."""
+        _check_ref(ref)
+        for path in paths:
+            _check_tree_path(path)
+        result = self._git("rev-list", "--count", "--end-of-options", ref, "--", *paths)
+        return int(result.stdout.decode().strip() or 0)
+
+    def refs(self) -> list[RefInfo]:
+        """Every branch, then every tag, newest commit first; tags of non-commits left out."""
+        fields = (
+            "%(refname)%00%(objecttype)%00%(objectname)%00%(committerdate:unix)%00"
+            "%(authorname)%00%(subject)%00%(*objecttype)%00%(*objectname)%00"
+            "%(*committerdate:unix)%00%(*authorname)%00%(*subject)"
+        )
+        result = self._git("for-each-ref", f"--format={fields}", "refs/heads/", "refs/tags/")
+        found = []
+        # "\n" only: a subject may hold other characters str.splitlines() would split at.
+        for line in result.stdout.decode("utf-8", "replace").split("\n"):
+            values = line.split("\x00")
+            if len(values) != 11:
+                continue
+            refname, kind, sha, date, author, subject = values[:6]
+            if kind == "tag":  # annotated: what it points at
+                kind, sha, date, author, subject = values[6:]
+            if kind != "commit" or not _SHA.match(sha):
+                continue
+            is_branch = refname.startswith("refs/heads/")
+            found.append(
+                RefInfo(
+                    name=refname.removeprefix("refs/heads/" if is_branch else "refs/tags/"),
+                    kind="branch" if is_branch else "tag",
+                    sha=sha,
+                    committed_at=datetime.fromtimestamp(int(date or 0), UTC),
+                    author_name=author,
+                    subject=subject,
+                )
+            )
+        found.sort(key=lambda ref: (ref.kind != "branch", -ref.committed_at.timestamp()))
+        return found
+
+    def branches(self) -> list[RefInfo]:
+        """Every branch with its head commit, newest first."""
+        return [ref for ref in self.refs() if ref.kind == "branch"]
+
+    def split_ref_path(self, rest: str, refs: Iterable[RefInfo] | None = None) -> RefPath | None:
+        """Split ``<ref>/<path>`` as code hosts do: the longest leading branch or tag name
+        (``qweb/refactor-2/src/app.py``), else a commit sha; None when neither names one.
+
+        A branch wins over a tag of the same name, as the branch picker lists it first.
+        """
+        parts = [part for part in rest.split("/") if part]
+        if not parts:
+            return None
+        named: dict[str, RefInfo] = {}
+        for ref in refs if refs is not None else self.refs():
+            if ref.name not in named or ref.kind == "branch":
+                named[ref.name] = ref
+        for end in range(len(parts), 0, -1):
+            found = named.get("/".join(parts[:end]))
+            if found is not None:
+                return RefPath(found.name, found.kind, found.sha, "/".join(parts[end:]))
+        if _ABBREVIATED_SHA.match(parts[0]):
+            sha = self.resolve_optional(parts[0])
+            if sha is not None:
+                return RefPath(parts[0], "commit", sha, "/".join(parts[1:]))
+        return None
+
+    def merge_base(self, first: str, second: str) -> str | None:
+        """The best common ancestor of two commits (None when their histories never meet)."""
+        _check_ref(first)
+        _check_ref(second)
+        result = self._git("merge-base", "--end-of-options", first, second, check=False)
+        if result.returncode == 1:
+            return None
+        if result.returncode != 0:
+            raise GitStoreError(_failure("Finding the merge base", result.stderr))
+        return result.stdout.decode().strip()
+
+    def ahead_behind(self, base: str, head: str) -> tuple[int, int]:
+        """How many commits ``head`` has that ``base`` lacks, and the other way round."""
+        _check_ref(base)
+        _check_ref(head)
+        result = self._git(
+            "rev-list", "--left-right", "--count", "--end-of-options", f"{base}...{head}", "--"
+        )
+        behind, ahead = (int(value) for value in result.stdout.decode().split())
+        return ahead, behind
 
     def diff(
         self,
