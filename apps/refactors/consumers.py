@@ -1,8 +1,10 @@
 """A refactor session live: the proposal as the model writes it, and the review as it happens.
 
 Everyone on the session's page sees the proposal stream (the job's events, tagged with the
-proposal's ``changeset_id``), then each accept/reject, comment and apply as people make
-them. Every incoming frame is authorized again against the current membership.
+proposal's ``changeset_id``), then each accept/reject (with who made it), comment, review
+(approve / request changes) and apply as people make them. A verdict made on a state the
+page no longer shows is refused with code "stale" and the stored verdict (``current``).
+Every incoming frame is authorized again against the current membership.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from django.core.exceptions import ValidationError
 from apps.generation.consumers import JobFollowerMixin
 from apps.refactors import services
 from apps.refactors.events import session_group
-from apps.refactors.forms import ChangeSetForm, CommentForm, DecideAllForm, DecisionForm
+from apps.refactors.forms import (
+    ChangeSetForm,
+    CommentForm,
+    DecideAllForm,
+    DecisionForm,
+    ReviewForm,
+)
 from apps.refactors.models import ChangeSet, RefactorSession
 from apps.refactors.selectors import (
     changeset_in_session,
     changesets_being_written,
+    latest_proposal_state,
     refactor_session_access,
 )
 from apps.workspaces.models import Membership
@@ -31,6 +40,11 @@ from qweb.forms import ActionForm
 @database_sync_to_async
 def _writing(session_id: int) -> list[tuple[int, int]]:
     return changesets_being_written(session_id=session_id)
+
+
+@database_sync_to_async
+def _latest(session_id: int) -> dict[str, int | str] | None:
+    return latest_proposal_state(session_id=session_id)
 
 
 def _capabilities(membership: Membership) -> dict[str, bool]:
@@ -54,6 +68,7 @@ _FORMS: dict[str, type[ActionForm]] = {
     "decide": DecisionForm,
     "decide_all": DecideAllForm,
     "comment": CommentForm,
+    "review": ReviewForm,
     "stop": ActionForm,
 }
 
@@ -73,8 +88,15 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
         return session_group(self.session_id)
 
     async def ready(self, target: tuple[RefactorSession, Membership]) -> None:
+        # Read after joining the group: a page rendered before a change it has not heard of
+        # (a proposal that became ready meanwhile) sees it here, and later ones as events.
         await self.send_json(
-            {"type": "session.ready", "session_id": self.session_id, **_capabilities(target[1])}
+            {
+                "type": "session.ready",
+                "session_id": self.session_id,
+                **_capabilities(target[1]),
+                "latest": await _latest(self.session_id),
+            }
         )
         for changeset_id, job_id in await _writing(self.session_id):
             await self.follow_job(changeset_id, job_id)
@@ -90,8 +112,20 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
         session, membership = target
         changeset = _frame_changeset(session, content)
         data = _FORMS[action].from_frame(content).cleaned()
+        try:
+            self._perform(action, membership, changeset, data)
+        except services.StaleDecision as error:
+            # The refusal goes back with what is stored, so the page shows it.
+            self.refusal_extra = {"code": "stale", "current": error.current}
+            raise
+
+    def _perform(
+        self, action: str, membership: Membership, changeset: ChangeSet, data: dict[str, Any]
+    ) -> None:
         if action == "decide":
             services.decision_set(membership=membership, changeset=changeset, **data)
+        elif action == "review":
+            services.review_submit(membership=membership, changeset=changeset, **data)
         elif action == "decide_all":
             services.decisions_all(membership=membership, changeset=changeset, **data)
         elif action == "comment":
@@ -99,12 +133,22 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
         elif action == "stop":
             services.changeset_stop(membership=membership, changeset=changeset)
 
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        # A frame's handling finishes before the next frame is read, so what ``perform`` left
+        # belongs to this error.
+        pending = self.__dict__.pop("refusal_extra", {})
+        code = pending.pop("code", code)
+        await super().send_error(code, message, **{**extra, **pending})
+
     async def changeset_changed(self, event: dict[str, Any]) -> None:
         await self.send_json(event)
         if event["state"] == ChangeSet.State.GENERATING and event["job_id"]:
             await self.follow_job(event["changeset_id"], event["job_id"])
 
     async def decision_changed(self, event: dict[str, Any]) -> None:
+        await self.send_json(event)
+
+    async def review_changed(self, event: dict[str, Any]) -> None:
         await self.send_json(event)
 
     async def comment_added(self, event: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ A proposal being written streams as its generation job's events (forwarded with 
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 
 def session_group(session_id: int) -> str:
@@ -34,7 +34,28 @@ class DecisionChanged(TypedDict):
     path: str
     hunk: int
     verdict: str
+    # Who decided and when (ISO 8601): every page shows it next to the verdict.
     by: str
+    by_id: int | None
+    at: str
+    # The proposal's ``decisions_version`` after it: pages send the last they saw.
+    version: int
+
+
+class ReviewChanged(TypedDict):
+    """A reviewer approved the proposal or asked for changes; ``approval`` is where the
+    proposal now stands (``ApprovalState.as_event``: required, approvals, refusal…)."""
+
+    type: Literal["review.changed"]
+    session_id: int
+    changeset_id: int
+    review_id: int
+    reviewer: str
+    reviewer_id: int
+    state: str
+    summary: str
+    at: str
+    approval: dict[str, Any]
 
 
 class CommentAdded(TypedDict):

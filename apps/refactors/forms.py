@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from django import forms
 
-from apps.refactors.models import ApplyTarget, HunkDecision, ReviewComment
+from apps.refactors.models import (
+    APPROVER_ROLES,
+    ApplyTarget,
+    HunkDecision,
+    ProposalReview,
+    ReviewComment,
+)
+from apps.refactors.services.policy import MAX_REQUIRED_APPROVALS
+from apps.refactors.services.review import UNDECIDED
 from apps.repos.models import Repository
 from qweb.forms import ActionForm
 
@@ -49,6 +57,32 @@ class DecisionForm(ActionForm):
         error_messages={key: "No such hunk in this file." for key in ("required", "invalid")}
     )
     verdict = ClearableVerdict()
+    # The verdict the page showed (see ``services.decision_set``); left out: not compared.
+    expected = forms.ChoiceField(
+        choices=[
+            (UNDECIDED, "Undecided"),
+            *HunkDecision.Verdict.choices,
+            ("partial", "Partly decided"),
+        ],
+        required=False,
+        error_messages={
+            key: "Say which verdict the page showed." for key in ("invalid", "invalid_choice")
+        },
+    )
+
+
+class ReviewForm(ActionForm):
+    """Approve the proposal or request changes, with an optional summary."""
+
+    state = forms.ChoiceField(
+        choices=ProposalReview.State.choices,
+        error_messages={
+            key: "Approve or request changes." for key in ("required", "invalid", "invalid_choice")
+        },
+    )
+    summary = forms.CharField(
+        required=False, strip=False, error_messages={"invalid": "A summary is text."}
+    )
 
 
 class DecideAllForm(ActionForm):
@@ -56,6 +90,16 @@ class DecideAllForm(ActionForm):
         choices=HunkDecision.Verdict.choices,
         error_messages={
             key: "Accept or reject." for key in ("required", "invalid", "invalid_choice")
+        },
+    )
+    # The proposal's ``decisions_version`` the page showed; left out: not compared.
+    expected_version = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**31 - 1,
+        error_messages={
+            key: "Say which verdicts the page showed."
+            for key in ("invalid", "min_value", "max_value")
         },
     )
 
@@ -102,6 +146,26 @@ class PolicyForm(ActionForm):
     block_on_high_findings = forms.BooleanField(required=False)
     allow_mode_changes = forms.BooleanField(required=False)
     allow_push = forms.BooleanField(required=False)
+    required_approvals = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_REQUIRED_APPROVALS,
+        error_messages={
+            key: f"Require 0 to {MAX_REQUIRED_APPROVALS} approvals."
+            for key in ("invalid", "min_value", "max_value")
+        },
+    )
+    requester_approval_counts = forms.BooleanField(required=False)
+    approver_role = forms.ChoiceField(
+        choices=[(role.value, role.label) for role in APPROVER_ROLES],
+        required=False,
+        error_messages={
+            key: "Choose member, admin or owner." for key in ("invalid", "invalid_choice")
+        },
+    )
+
+    def clean_approver_role(self) -> str | None:
+        return self.cleaned_data["approver_role"] or None
 
 
 class RefactorForm(ActionForm):

@@ -4,6 +4,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.workspaces.roles import Role
+
+# The roles a policy may require of approvers: viewers never review.
+APPROVER_ROLES = (Role.MEMBER, Role.ADMIN, Role.OWNER)
+
 
 class RefactorSession(models.Model):
     """A change someone asked for: an instruction, a repository at a base commit, a scope.
@@ -94,6 +99,8 @@ class ChangeSet(models.Model):
     findings = models.JSONField(default=list, blank=True)
     blocks_applied = models.PositiveIntegerField(default=0)
     blocks_refused = models.PositiveIntegerField(default=0)
+    # Bumped by every verdict (under the row's lock): "accept all" names the one it saw.
+    decisions_version = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.GENERATING)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -174,6 +181,38 @@ class ReviewComment(models.Model):
         return f"comment on {self.path}:{self.line}"
 
 
+class ProposalReview(models.Model):
+    """A reviewer's verdict on a whole proposal: approve it or ask for changes.
+
+    One current review per reviewer and proposal (a new one replaces it). Reviews belong to
+    one proposal, so a proposal that replaces it (regenerated, fixed, edited by hand) starts
+    with none: approvals never carry over to code their reviewer has not seen.
+    """
+
+    class State(models.TextChoices):
+        APPROVE = "approve", "Approved"
+        REQUEST_CHANGES = "request_changes", "Changes requested"
+
+    changeset = models.ForeignKey(ChangeSet, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices)
+    summary = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["changeset", "reviewer"], name="refactors_review_per_reviewer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.state} by {self.reviewer_id} on {self.changeset_id}"
+
+
 class ApplyTarget(models.TextChoices):
     """Where an apply commits: a new branch of the session, or the branch it started from."""
 
@@ -231,6 +270,14 @@ class RefactorPolicy(models.Model):
     allow_mode_changes = models.BooleanField(default=False)
     # Push applied branches of cloned repositories to their origin (with the stored token).
     allow_push = models.BooleanField(default=False)
+    # Approvals of the latest proposal an apply needs (0: none), and who gives them.
+    required_approvals = models.PositiveSmallIntegerField(default=0)
+    requester_approval_counts = models.BooleanField(default=False)
+    approver_role = models.CharField(
+        max_length=16,
+        choices=[(role.value, role.label) for role in APPROVER_ROLES],
+        default=Role.MEMBER,
+    )
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

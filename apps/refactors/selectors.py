@@ -9,8 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.refactors.models import ChangeSet, HunkDecision, RefactorPolicy, RefactorSession
+from apps.refactors.models import (
+    ChangeSet,
+    HunkDecision,
+    ProposalReview,
+    RefactorPolicy,
+    RefactorSession,
+)
 from apps.workspaces.models import Membership
+from apps.workspaces.roles import Action, Role, can
 from apps.workspaces.selectors import membership_find
 from qweb.lib.diffs import WHOLE_FILE, FileDiff, Hunk, parse_diff
 from qweb.lib.gitstore import GitStore
@@ -37,6 +44,24 @@ def changesets_being_written(*, session_id: int) -> list[tuple[int, int]]:
             session_id=session_id, state=ChangeSet.State.GENERATING, job__isnull=False
         ).values_list("pk", "job_id")
     )
+
+
+def latest_proposal_state(*, session_id: int) -> dict[str, int | str] | None:
+    """The session's latest proposal as a page that just (re)joined compares it with."""
+    found = (
+        ChangeSet.objects.filter(session_id=session_id)
+        .order_by("-number")
+        .values("pk", "number", "state", "decisions_version")
+        .first()
+    )
+    if found is None:
+        return None
+    return {
+        "changeset_id": found["pk"],
+        "number": found["number"],
+        "state": found["state"],
+        "decisions_version": found["decisions_version"],
+    }
 
 
 def changeset_in_session(*, session: RefactorSession, changeset_id: object) -> ChangeSet | None:
@@ -90,6 +115,48 @@ def decision_map(changeset: ChangeSet, path: str | None = None) -> dict[str, dic
     for file, hunk, verdict in decisions.values_list("path", "hunk", "verdict"):
         found.setdefault(file, {})[hunk] = verdict
     return found
+
+
+def decisions_attributed(
+    changeset: ChangeSet, path: str | None = None
+) -> dict[str, dict[int, HunkDecision]]:
+    """Like ``decision_map``, with each decision's row (who decided it, when) as the value."""
+    decisions = HunkDecision.objects.filter(changeset=changeset).select_related("decided_by")
+    if path is not None:
+        decisions = decisions.filter(path=path)
+    found: dict[str, dict[int, HunkDecision]] = {}
+    for decision in decisions:
+        found.setdefault(decision.path, {})[decision.hunk] = decision
+    return found
+
+
+def decision_fields(decision: HunkDecision | None) -> dict[str, Any]:
+    """Who made a decision and when, as events and pages carry it (empty: undecided)."""
+    if decision is None:
+        return {"verdict": "", "by": "", "by_id": None, "at": ""}
+    user = decision.decided_by
+    return {
+        "verdict": decision.verdict,
+        "by": user.display_name if user else "Former member",
+        "by_id": decision.decided_by_id,
+        "at": decision.decided_at.isoformat(),
+    }
+
+
+def decision_seen(rows: dict[int, HunkDecision], hunk: int, hunks: int) -> dict[str, Any]:
+    """What a reviewer's page shows for one hunk (or, ``hunk`` -1, the file) of these rows.
+
+    A hunk shows the file's verdict where the file has one, else its own; a file shows what
+    ``file_verdict`` adds up to ("partial": some hunks decided, by whoever decided them).
+    """
+    whole = rows.get(WHOLE_FILE)
+    if hunk != WHOLE_FILE and whole is None:
+        return {"hunk": hunk, **decision_fields(rows.get(hunk))}
+    if whole is not None:
+        return {"hunk": WHOLE_FILE, **decision_fields(whole)}
+    verdict = file_verdict({h: d.verdict for h, d in rows.items()}, hunks)
+    latest = max(rows.values(), key=lambda d: d.decided_at, default=None)
+    return {"hunk": WHOLE_FILE, **decision_fields(latest), "verdict": verdict}
 
 
 def accepted_hunks(
@@ -204,6 +271,153 @@ def policy_for(workspace_id: int) -> RefactorPolicy:
 
 
 @dataclass(frozen=True)
+class ReviewEntry:
+    """A reviewer's current review of a proposal, and whether the policy counts it."""
+
+    review: ProposalReview
+    # Why it does not count towards the approvals ("" when it does).
+    not_counted: str = ""
+
+    @property
+    def counts(self) -> bool:
+        return not self.not_counted
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    """Where a proposal stands against the workspace's approval rules."""
+
+    required: int
+    reviews: list[ReviewEntry] = field(default_factory=list)
+
+    @property
+    def approvals(self) -> int:
+        approve = ProposalReview.State.APPROVE
+        return sum(1 for e in self.reviews if e.counts and e.review.state == approve)
+
+    @property
+    def changes_requested_by(self) -> list[str]:
+        """Reviewers who may approve and asked for changes: they block until they approve."""
+        wanted = ProposalReview.State.REQUEST_CHANGES
+        return [
+            e.review.reviewer.display_name
+            for e in self.reviews
+            if e.review.state == wanted and e.not_counted != NOT_AN_APPROVER
+        ]
+
+    @property
+    def refusal(self) -> str:
+        """Why the proposal cannot be applied yet ("" when the approvals allow it)."""
+        reasons = []
+        if self.approvals < self.required:
+            plural = "s" if self.required != 1 else ""
+            reasons.append(f"needs {self.required} approval{plural}, has {self.approvals}")
+        if self.changes_requested_by:
+            reasons.append("changes requested by " + ", ".join(self.changes_requested_by))
+        return "; ".join(reasons)
+
+    @property
+    def met(self) -> bool:
+        return not self.refusal
+
+    def as_event(self) -> dict[str, Any]:
+        return {
+            "required": self.required,
+            "approvals": self.approvals,
+            "changes_requested_by": self.changes_requested_by,
+            "refusal": self.refusal,
+        }
+
+
+NOT_AN_APPROVER = "not an approver"
+OWN_PROPOSAL = "own proposal"
+
+
+def approver_role(policy: RefactorPolicy) -> Role:
+    """The least role that may approve: the policy's, and never below a member's."""
+    role = Role(policy.approver_role)
+    return role if can(role, Action.CONTRIBUTE) else Role.MEMBER
+
+
+def may_approve(membership: Membership, policy: RefactorPolicy) -> bool:
+    return Role(membership.role).at_least(approver_role(policy))
+
+
+def proposal_authors(changeset: ChangeSet) -> set[int]:
+    """Whose approval is their own: the session's requester and, for a hand edit, its editor."""
+    authors = {changeset.session.created_by_id}
+    if changeset.kind == ChangeSet.Kind.MANUAL:
+        authors.add(changeset.created_by_id)
+    return {user_id for user_id in authors if user_id is not None}
+
+
+def _entry(
+    review: ProposalReview, roles: dict[int, str], authors: set[int], policy: RefactorPolicy
+) -> ReviewEntry:
+    role = roles.get(review.reviewer_id)
+    if role is None or not Role(role).at_least(approver_role(policy)):
+        return ReviewEntry(review=review, not_counted=NOT_AN_APPROVER)
+    if review.reviewer_id in authors and not policy.requester_approval_counts:
+        return ReviewEntry(review=review, not_counted=OWN_PROPOSAL)
+    return ReviewEntry(review=review)
+
+
+def _roles(workspace_id: int, user_ids: set[int]) -> dict[int, str]:
+    """The current roles of these users in the workspace (active users only)."""
+    return dict(
+        Membership.objects.filter(
+            workspace_id=workspace_id, user_id__in=user_ids, user__is_active=True
+        ).values_list("user_id", "role")
+    )
+
+
+def approval_state(changeset: ChangeSet, policy: RefactorPolicy | None = None) -> ApprovalState:
+    """The proposal's current reviews, each counted (or not) under the workspace's policy.
+
+    Roles are read as they are now: a reviewer who left or lost the role no longer counts.
+    """
+    session = changeset.session
+    policy = policy or policy_for(session.workspace_id)
+    reviews = list(changeset.reviews.select_related("reviewer"))
+    roles = _roles(session.workspace_id, {review.reviewer_id for review in reviews})
+    authors = proposal_authors(changeset)
+    return ApprovalState(
+        required=policy.required_approvals,
+        reviews=[_entry(review, roles, authors, policy) for review in reviews],
+    )
+
+
+def approval_states(sessions: list[RefactorSession]) -> dict[int, ApprovalState]:
+    """Each session's latest proposal against its workspace's policy (for the session list)."""
+    latest: dict[int, ChangeSet] = {}
+    # Only what counting needs: a proposal's answer, files and findings can be large.
+    changesets = (
+        ChangeSet.objects.filter(session__in=sessions)
+        .select_related("session")
+        .only("number", "kind", "created_by_id", "session__workspace_id", "session__created_by_id")
+    )
+    for changeset in changesets.order_by("session_id", "number"):
+        latest[changeset.session_id] = changeset
+    reviews: dict[int, list[ProposalReview]] = {}
+    for review in ProposalReview.objects.filter(changeset__in=list(latest.values())).select_related(
+        "reviewer"
+    ):
+        reviews.setdefault(review.changeset_id, []).append(review)
+    states: dict[int, ApprovalState] = {}
+    for workspace_id in {session.workspace_id for session in sessions}:
+        policy = policy_for(workspace_id)
+        ours = [c for c in latest.values() if c.session.workspace_id == workspace_id]
+        roles = _roles(workspace_id, {r.reviewer_id for c in ours for r in reviews.get(c.pk, [])})
+        for changeset in ours:
+            authors = proposal_authors(changeset)
+            states[changeset.session_id] = ApprovalState(
+                required=policy.required_approvals,
+                reviews=[_entry(r, roles, authors, policy) for r in reviews.get(changeset.pk, [])],
+            )
+    return states
+
+
+@dataclass(frozen=True)
 class ReviewState:
     """What a session's review page shows of one proposal (``current``) and the session."""
 
@@ -216,6 +430,7 @@ class ReviewState:
     general_findings: list[dict[str, Any]] = field(default_factory=list)
     held_findings: list[HeldFinding] = field(default_factory=list)
     decisions: dict[str, dict[int, str]] = field(default_factory=dict)
+    approval: ApprovalState | None = None
 
     @property
     def is_latest(self) -> bool:
@@ -241,7 +456,8 @@ def review_state(*, session: RefactorSession, proposal: str = "") -> ReviewState
     )
     if current is None:
         return ReviewState(changesets=changesets, current=None)
-    decisions = decision_map(current)
+    rows = decisions_attributed(current)
+    decisions = {path: {h: d.verdict for h, d in by_hunk.items()} for path, by_hunk in rows.items()}
     findings: dict[str, list[dict[str, Any]]] = {}
     for finding in current.findings:
         findings.setdefault(finding["path"], []).append(finding)
@@ -250,6 +466,8 @@ def review_state(*, session: RefactorSession, proposal: str = "") -> ReviewState
             **item,
             "verdict": file_verdict(decisions.get(item["path"], {}), item["hunks"]),
             "findings": findings.get(item["path"], []),
+            # Who decided the file as a whole, and when (empty without such a verdict).
+            "decided": decision_fields(rows.get(item["path"], {}).get(WHOLE_FILE)),
         }
         for item in current.files
     ]
@@ -261,4 +479,5 @@ def review_state(*, session: RefactorSession, proposal: str = "") -> ReviewState
         general_findings=findings.get("", []),
         held_findings=high_findings_held(current),
         decisions=decisions,
+        approval=approval_state(current),
     )

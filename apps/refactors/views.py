@@ -15,10 +15,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import TextLexer, get_lexer_for_filename
-from pygments.util import ClassNotFound
 
 from apps.refactors import services
 from apps.refactors.forms import (
@@ -29,27 +25,39 @@ from apps.refactors.forms import (
     EditFileForm,
     PolicyForm,
     RefactorForm,
+    ReviewForm,
 )
-from apps.refactors.models import Apply, ChangeSet, RefactorSession
+from apps.refactors.models import (
+    APPROVER_ROLES,
+    Apply,
+    ChangeSet,
+    RefactorPolicy,
+    RefactorSession,
+)
 from apps.refactors.selectors import (
+    ApprovalState,
+    approval_state,
+    approval_states,
     changeset_in_session,
-    decision_map,
+    decision_fields,
+    decisions_attributed,
     file_diff,
     file_text,
     hunk_holding,
     latest_changeset,
+    may_approve,
     policy_for,
     review_state,
 )
 from apps.repos.selectors import repository_list
 from apps.workspaces.models import Membership
 from apps.workspaces.permissions import page_context, require_membership
-from apps.workspaces.roles import Action
-from qweb.lib.diffs import WHOLE_FILE, FileDiff
+from apps.workspaces.roles import Action, can
+from qweb.lib.diffs import WHOLE_FILE
+from qweb.lib.diffview import diff_rows, highlighted_lines
 from qweb.lib.gitstore import GitStore
-from qweb.views import error_text
+from qweb.views import error_text, site_url
 
-MAX_HIGHLIGHT_BYTES = 512 * 1024
 MAX_CONTEXT = 200
 
 
@@ -93,11 +101,14 @@ def _back(slug: str, session: RefactorSession) -> HttpResponse:
 @require_GET
 def refactor_index(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug)
-    sessions = (
+    sessions = list(
         RefactorSession.objects.filter(workspace=membership.workspace)
         .select_related("repository", "created_by")
         .order_by("-updated_at", "-pk")[:200]
     )
+    approvals = approval_states(sessions)
+    for session in sessions:
+        session.approval = approvals.get(session.pk)  # type: ignore[attr-defined]
     return render(
         request,
         "refactors/list.html",
@@ -106,6 +117,7 @@ def refactor_index(request: HttpRequest, slug: str) -> HttpResponse:
             sessions=sessions,
             repositories=[r for r in repository_list(workspace=membership.workspace) if r.head_sha],
             policy=policy_for(membership.workspace_id),
+            approver_roles=APPROVER_ROLES,
             preselect=request.GET.get("repository", ""),
         ),
     )
@@ -135,8 +147,12 @@ def refactor_new(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def refactor_policy(request: HttpRequest, slug: str) -> HttpResponse:
     membership = require_membership(request, slug, Action.MANAGE_MEMBERS)
-    services.policy_update(membership=membership, **PolicyForm(request.POST).cleaned())
-    messages.success(request, "Refactor policy saved.")
+    try:
+        services.policy_update(membership=membership, **PolicyForm(request.POST).cleaned())
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(request, "Refactor policy saved.")
     return redirect("refactors:index", slug=slug)
 
 
@@ -148,6 +164,7 @@ def refactor_detail(request: HttpRequest, slug: str, session_id: int) -> HttpRes
     applies = list(
         Apply.objects.filter(changeset__session=session).select_related("applied_by", "changeset")
     )
+    policy = policy_for(session.workspace_id)
     return render(
         request,
         "refactors/detail.html",
@@ -164,65 +181,61 @@ def refactor_detail(request: HttpRequest, slug: str, session_id: int) -> HttpRes
             high_findings=review.high_findings,
             held_findings=review.held_findings,
             applies=applies,
-            policy=policy_for(session.workspace_id),
+            policy=policy,
+            **_review_context(membership, review.approval, policy),
         ),
     )
 
 
-def _highlighted_lines(path: str, text: str | None) -> list[str]:
-    if text is None:
-        return []
-    if len(text) > MAX_HIGHLIGHT_BYTES:
-        lexer: Any = TextLexer()
-    else:
-        try:
-            lexer = get_lexer_for_filename(path, stripnl=False, ensurenl=False)
-        except ClassNotFound:
-            lexer = TextLexer()
-    html = highlight(text, lexer, HtmlFormatter(nowrap=True))
-    return html.split("\n")
+def _review_context(
+    membership: Membership, approval: ApprovalState | None, policy: RefactorPolicy
+) -> dict[str, object]:
+    """What the reviews panel shows: the proposal's approvals and whether one may review."""
+    reviews = approval.reviews if approval else []
+    mine = next((e.review for e in reviews if e.review.reviewer_id == membership.user_id), None)
+    return {
+        "approval": approval,
+        "my_review": mine,
+        "can_approve": can(membership.role, Action.CONTRIBUTE) and may_approve(membership, policy),
+    }
 
 
-def _rows(diff: FileDiff, old_lines: list[str], new_lines: list[str]) -> list[dict[str, Any]]:
-    """Each hunk's lines with highlighted HTML, and side-by-side pairs of them."""
-    hunks = []
-    for hunk in diff.hunks:
-        lines = []
-        for line in hunk.lines:
-            if line.kind == "note":
-                continue
-            source = old_lines if line.kind == "remove" else new_lines
-            number = line.old_no if line.kind == "remove" else line.new_no
-            html = source[number - 1] if number and number <= len(source) else None
-            lines.append({"line": line, "html": html})
-        hunks.append({"hunk": hunk, "lines": lines, "pairs": _side_by_side(lines)})
-    return hunks
+@login_required
+@require_GET
+def changeset_reviews(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    """The reviews panel of a proposal alone: the page swaps it in when a review arrives."""
+    membership, session, changeset = _changeset_for(request, slug, session_id, changeset_id)
+    policy = policy_for(session.workspace_id)
+    return render(
+        request,
+        "refactors/_reviews.html",
+        _context(
+            membership,
+            session=session,
+            current=changeset,
+            is_latest=latest_changeset(session).pk == changeset.pk,
+            policy=policy,
+            **_review_context(membership, approval_state(changeset, policy), policy),
+        ),
+    )
 
 
-def _side_by_side(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pairs for the two-column view: a change block's removed lines beside its added ones."""
-    pairs: list[dict[str, Any]] = []
-    removed: list[dict[str, Any]] = []
-    added: list[dict[str, Any]] = []
-    for row in [*lines, None]:
-        kind = row["line"].kind if row else None
-        if kind == "remove":
-            removed.append(row)
-            continue
-        if kind == "add":
-            added.append(row)
-            continue
-        for index in range(max(len(removed), len(added))):
-            pairs.append(
-                {
-                    "left": removed[index] if index < len(removed) else None,
-                    "right": added[index] if index < len(added) else None,
-                }
-            )
-        removed, added = [], []
-        if row is not None:
-            pairs.append({"left": row, "right": row})
-    return pairs
+@login_required
+@require_POST
+def changeset_review(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    membership, session, changeset = _changeset_for(
+        request, slug, session_id, changeset_id, Action.CONTRIBUTE
+    )
+    try:
+        data = ReviewForm(request.POST).cleaned()
+        services.review_submit(membership=membership, changeset=changeset, **data)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    return _back(slug, session)
 
 
 @login_required
@@ -246,7 +259,8 @@ def changeset_file(
         None if diff.status == "added" else file_text(store, session.base_commit, diff.old_path)
     )
     new_text = None if diff.status == "deleted" else file_text(store, changeset.commit, diff.path)
-    verdicts = decision_map(changeset, path).get(path, {})
+    decided = decisions_attributed(changeset, path).get(path, {})
+    verdicts = {hunk: decision.verdict for hunk, decision in decided.items()}
     comments: dict[tuple[str, int], list[Any]] = {}
     for comment in changeset.comments.filter(path=path).select_related("author"):
         comments.setdefault((comment.side, comment.line), []).append(comment)
@@ -254,20 +268,22 @@ def changeset_file(
     by_line: dict[int, list[dict[str, Any]]] = {}
     for finding in findings:
         by_line.setdefault(finding["line"], []).append(finding)
-    hunks = _rows(
-        diff, _highlighted_lines(diff.old_path, old_text), _highlighted_lines(path, new_text)
+    hunks = diff_rows(
+        diff, highlighted_lines(diff.old_path, old_text), highlighted_lines(path, new_text)
     )
     for entry in hunks:
         entry["verdict"] = verdicts.get(entry["hunk"].index, "")
+        # Who decided it (a verdict on the whole file is each hunk's, with its author).
+        entry["decision"] = decision_fields(
+            decided.get(WHOLE_FILE) or decided.get(entry["hunk"].index)
+        )
         entry["high_findings"] = [
             f
             for f in findings
             if f["severity"] == "high" and hunk_holding(diff, f["line"]) is entry["hunk"]
         ]
         for row in entry["lines"]:
-            line = row["line"]
-            side, number = ("old", line.old_no) if line.kind == "remove" else ("new", line.new_no)
-            row["side"], row["number"] = side, number
+            side, number = row["side"], row["number"]
             row["comments"] = comments.get((side, number), [])
             row["findings"] = by_line.get(number, []) if side == "new" else []
     return render(
@@ -334,7 +350,9 @@ def changeset_apply(
     membership, session, changeset = _changeset_for(request, slug, session_id, changeset_id)
     try:
         data = ApplyForm(request.POST).cleaned()
-        record = services.changeset_apply(membership=membership, changeset=changeset, **data)
+        record = services.changeset_apply(
+            membership=membership, changeset=changeset, site_url=site_url(request), **data
+        )
     except PermissionDenied:
         raise
     except ValidationError as error:

@@ -1,7 +1,9 @@
 // A refactor session's page: the proposal streams in while the model writes it; then the
 // review — diffs loaded as files come into view, accept/reject per hunk or file, comments
 // on lines, all shared live with everyone on the page. Keys: j/k hunks, n/p files,
-// a/r accept/reject, c comment, Esc stop a proposal being written.
+// a/r accept/reject, c comment, Esc stop a proposal being written. Every verdict shows who
+// made it and when; a verdict is sent with the one the page showed ("expected"), and one
+// refused as stale comes back with the stored verdict, which the page then shows.
 (function () {
   "use strict";
 
@@ -11,6 +13,9 @@
   var sessionId = root.getAttribute("data-session");
   var changesetId = Number(root.getAttribute("data-changeset") || 0);
   var canReview = root.getAttribute("data-can-review") === "true";
+  var reviewsUrl = root.getAttribute("data-reviews-url");
+  // The proposal's verdicts as far as this page knows them ("accept all" sends it).
+  var decisionsVersion = Number(root.getAttribute("data-decisions-version") || 0);
   var latest = root.getAttribute("data-latest") === "true";
   var liveState = document.getElementById("live-state");
   var toast = window.qwebToast || function () {};
@@ -26,6 +31,33 @@
     liveState.setAttribute("data-state", state);
     liveState.textContent = text;
   }
+
+  // ------------------------------------------------------------------ times
+
+  function relativeTime(iso) {
+    var seconds = (Date.now() - Date.parse(iso)) / 1000;
+    if (!(seconds >= 0) || seconds < 45) return "just now";
+    if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.round(seconds / 3600) + " h ago";
+    return new Date(iso).toLocaleDateString();
+  }
+
+  function timeElement(iso) {
+    var time = document.createElement("time");
+    time.setAttribute("datetime", iso);
+    time.setAttribute("data-relative", "");
+    time.title = new Date(iso).toLocaleString();
+    time.textContent = relativeTime(iso);
+    return time;
+  }
+
+  function refreshTimes() {
+    document.querySelectorAll("#refactor time[data-relative]").forEach(function (time) {
+      time.textContent = relativeTime(time.getAttribute("datetime"));
+    });
+  }
+  setInterval(refreshTimes, 30000);
+  refreshTimes();
 
   // ------------------------------------------------------------------ proposal stream
 
@@ -62,6 +94,10 @@
       .then(function (html) {
         body.innerHTML = html;
         body.setAttribute("data-loaded", "yes");
+        body.querySelectorAll(".hunk-decisions li").forEach(function (item) {
+          var hunk = body.querySelector('.hunk[data-hunk="' + item.getAttribute("data-hunk") + '"]');
+          if (hunk) setAttribution(hunk, item.getAttribute("data-by"), item.getAttribute("data-at"));
+        });
         applyVerdicts(section);
       })
       .catch(function () {
@@ -87,16 +123,35 @@
 
   // ------------------------------------------------------------------ verdicts
 
-  var LABELS = { accept: "✓ accepted", reject: "✗ rejected", partial: "partly accepted", "": "" };
+  var LABELS = { accept: "accepted", reject: "rejected", partial: "partly accepted", "": "" };
+
+  function setAttribution(element, by, at) {
+    if (by) { element.setAttribute("data-by", by); element.setAttribute("data-at", at || ""); }
+    else { element.removeAttribute("data-by"); element.removeAttribute("data-at"); }
+  }
+
+  // "accepted by Ada · <time>2 min ago</time>", built from the element's data attributes.
+  function showVerdict(label, element) {
+    var verdict = element.getAttribute("data-verdict") || "";
+    label.textContent = LABELS[verdict] || "";
+    var by = element.getAttribute("data-by");
+    if (!by || (verdict !== "accept" && verdict !== "reject")) return;
+    var who = document.createElement("span");
+    who.className = "decided-by";
+    who.textContent = " by " + by;
+    label.append(who);
+    var at = element.getAttribute("data-at");
+    if (at) { label.append(" · "); label.append(timeElement(at)); }
+  }
 
   function applyVerdicts(section) {
     var fileVerdict = section.getAttribute("data-verdict") || "";
     section.querySelectorAll(".hunk").forEach(function (hunk) {
       var label = hunk.querySelector(".hunk-verdict");
-      if (label) label.textContent = LABELS[hunk.getAttribute("data-verdict") || ""] || "";
+      if (label) showVerdict(label, hunk);
     });
     var badge = section.querySelector(".verdict-badge");
-    if (badge) badge.textContent = LABELS[fileVerdict] || "";
+    if (badge) showVerdict(badge, section);
     var item = document.querySelector('.file-list li[data-path="' + CSS.escape(section.getAttribute("data-path")) + '"]');
     if (item) item.setAttribute("data-verdict", fileVerdict);
   }
@@ -119,14 +174,20 @@
     var sections = event.path ? [fileSection(event.path)] : Array.prototype.slice.call(document.querySelectorAll(".file-diff"));
     sections.forEach(function (section) {
       if (!section) return;
+      var verdict = event.verdict === "clear" ? "" : event.verdict;
+      var by = verdict ? event.by : "";
       if (event.hunk === -1) {
-        var verdict = event.verdict === "clear" ? "" : event.verdict;
         section.setAttribute("data-verdict", verdict);
-        section.querySelectorAll(".hunk").forEach(function (hunk) { hunk.setAttribute("data-verdict", verdict); });
+        setAttribution(section, by, event.at);
+        section.querySelectorAll(".hunk").forEach(function (hunk) {
+          hunk.setAttribute("data-verdict", verdict);
+          setAttribution(hunk, by, event.at);
+        });
       } else {
         var hunk = section.querySelector('.hunk[data-hunk="' + event.hunk + '"]');
-        if (hunk) hunk.setAttribute("data-verdict", event.verdict === "clear" ? "" : event.verdict);
+        if (hunk) { hunk.setAttribute("data-verdict", verdict); setAttribution(hunk, by, event.at); }
         section.setAttribute("data-verdict", fileVerdictFromHunks(section));
+        setAttribution(section, "", "");
       }
       applyVerdicts(section);
     });
@@ -136,10 +197,60 @@
     if (!canReview || !latest) return;
     var path = section.getAttribute("data-path");
     var perHunk = hunk && hunk.querySelector("[data-decide]");
+    var shown = perHunk ? hunk : section;
     send({
       type: "decide", changeset_id: changesetId, path: path,
-      hunk: perHunk ? Number(hunk.getAttribute("data-hunk")) : -1, verdict: verdict
+      hunk: perHunk ? Number(hunk.getAttribute("data-hunk")) : -1, verdict: verdict,
+      // What this page showed: the server refuses the verdict if someone changed it since.
+      expected: shown.getAttribute("data-verdict") || "undecided"
     });
+  }
+
+  // A verdict refused as stale: show what is stored (and reload the file's hunks from it).
+  function showStored(current) {
+    if (!current.path) {
+      // "Accept all" over verdicts this page had not seen: read them all again.
+      setTimeout(function () { location.reload(); }, 1500);
+      return;
+    }
+    var section = fileSection(current.path);
+    if (!section) return;
+    if (current.verdict !== "partial") {
+      showDecision({ path: current.path, hunk: current.hunk, verdict: current.verdict || "clear", by: current.by, at: current.at });
+    }
+    if (current.hunk === -1 || current.verdict === "partial") {
+      if (section.querySelector(".file-body").getAttribute("data-loaded") === "yes") loadFile(section);
+    }
+  }
+
+  // ------------------------------------------------------------------ reviews
+
+  function reloadReviews() {
+    var panel = document.getElementById("reviews-panel");
+    if (!panel || !reviewsUrl) return;
+    fetch(reviewsUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) {
+        var holder = document.createElement("div");
+        holder.innerHTML = html.trim();
+        var fresh = holder.querySelector("#reviews-panel");
+        var old = document.getElementById("reviews-panel");
+        if (fresh && old) { old.replaceWith(fresh); refreshTimes(); }
+      })
+      .catch(function () {});
+  }
+
+  function showApprovalGate(approval) {
+    var gate = document.querySelector('[data-testid="apply-gate"]');
+    var button = document.getElementById("apply-button");
+    if (!approval.refusal) { if (gate) gate.remove(); return; }
+    if (!gate && button) {
+      gate = document.createElement("p");
+      gate.className = "approval-missing";
+      gate.setAttribute("data-testid", "apply-gate");
+      button.before(gate);
+    }
+    if (gate) gate.textContent = "Not ready to apply: " + approval.refusal + ".";
   }
 
   // ------------------------------------------------------------------ comments
@@ -177,6 +288,16 @@
   var handlers = {
     "session.ready": function (event) {
       canReview = event.can_review;
+      var newest = event.latest;
+      if (latest && newest && (newest.changeset_id !== changesetId || newest.state !== root.getAttribute("data-changeset-state"))) {
+        // The proposal moved on before this socket joined (its event came too early for us).
+        location.replace(location.pathname);
+        return;
+      }
+      if (newest && newest.changeset_id === changesetId && newest.decisions_version > decisionsVersion) {
+        toast("Verdicts changed while this page was away; reload to see them all.", "info");
+      }
+      reloadReviews();
       setLive("live", "live");
       presence.reset();
       send({ type: "presence" });
@@ -216,7 +337,14 @@
       }
     },
     "decision.changed": function (event) {
-      if (event.changeset_id === changesetId) showDecision(event);
+      if (event.changeset_id !== changesetId) return;
+      decisionsVersion = Math.max(decisionsVersion, event.version || 0);
+      showDecision(event);
+    },
+    "review.changed": function (event) {
+      if (event.changeset_id !== changesetId) return;
+      reloadReviews();
+      showApprovalGate(event.approval);
     },
     "comment.added": function (event) {
       if (event.changeset_id !== changesetId) return;
@@ -230,7 +358,10 @@
       toast("Applied as " + event.commit.slice(0, 10) + " on " + event.branch + ".", "success");
       setTimeout(function () { location.reload(); }, 800);
     },
-    "error": function (event) { toast(event.message, "error"); },
+    "error": function (event) {
+      toast(event.message, "error");
+      if (event.code === "stale" && event.current) showStored(event.current);
+    },
     "pong": function () {}
   };
 
@@ -328,11 +459,11 @@
     var fileButton = target.closest("[data-decide-file]");
     if (fileButton) {
       var section = fileButton.closest(".file-diff");
-      send({ type: "decide", changeset_id: changesetId, path: section.getAttribute("data-path"), hunk: -1, verdict: fileButton.getAttribute("data-decide-file") });
+      decide(section, null, fileButton.getAttribute("data-decide-file"));
       return;
     }
     var all = target.closest("[data-decide-all]");
-    if (all) { send({ type: "decide_all", changeset_id: changesetId, verdict: all.getAttribute("data-decide-all") }); return; }
+    if (all) { send({ type: "decide_all", changeset_id: changesetId, verdict: all.getAttribute("data-decide-all"), expected_version: decisionsVersion }); return; }
     var comment = target.closest(".comment-add");
     if (comment) { openCommentForm(comment.closest("tr")); return; }
     var reload = target.closest("[data-reload]");
@@ -348,6 +479,15 @@
       return;
     }
     if (target.id === "stop-proposal") send({ type: "stop", changeset_id: changesetId });
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.id !== "review-form" || !socket || socket.readyState !== 1) return;  // else: a plain post
+    event.preventDefault();
+    var state = event.submitter ? event.submitter.value : "approve";
+    var summary = form.querySelector("textarea[name=summary]");
+    if (send({ type: "review", changeset_id: changesetId, state: state, summary: summary ? summary.value : "" }) && summary) summary.value = "";
   });
 
   var applyForm = document.getElementById("apply-form");

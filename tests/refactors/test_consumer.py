@@ -24,7 +24,7 @@ from apps.accounts.models import User
 from apps.generation.models import GenerationJob
 from apps.generation.worker import InferenceWorker
 from apps.refactors import services
-from apps.refactors.models import ChangeSet, HunkDecision, ReviewComment
+from apps.refactors.models import ChangeSet, HunkDecision, ProposalReview, ReviewComment
 from apps.workspaces.models import Membership
 from qweb.consumers import CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED
 from tests.refactors.conftest import proposal_write, snapshot_take
@@ -70,6 +70,12 @@ async def pong(socket: WebsocketCommunicator) -> None:
 @database_sync_to_async
 def decisions() -> list[tuple[str, int, str]]:
     return list(HunkDecision.objects.order_by("pk").values_list("path", "hunk", "verdict"))
+
+
+@database_sync_to_async
+def decided_at() -> str:
+    """When the one stored decision was made, as its event says it."""
+    return HunkDecision.objects.get().decided_at.isoformat()
 
 
 # Sessions --------------------------------------------------------------------------------------
@@ -202,6 +208,7 @@ async def test_a_decision_reaches_every_socket_and_is_stored(sockets, ready, mem
     viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
 
     await member_socket.send_json_to(decide_frame(ready, hunk=1, verdict="reject"))
+    received = await member_socket.receive_json_from(timeout=TIMEOUT)
 
     expected = {
         "type": "decision.changed",
@@ -211,8 +218,11 @@ async def test_a_decision_reaches_every_socket_and_is_stored(sockets, ready, mem
         "hunk": 1,
         "verdict": "reject",
         "by": member.display_name,
+        "by_id": member.pk,
+        "at": await decided_at(),
+        "version": 1,
     }
-    assert await member_socket.receive_json_from(timeout=TIMEOUT) == expected
+    assert received == expected
     assert await viewer_socket.receive_json_from(timeout=TIMEOUT) == expected
     assert await decisions() == [("billing/money.py", 1, "reject")]
 
@@ -237,6 +247,84 @@ async def test_accepting_everything_reaches_every_socket(sockets, ready, member,
         ("billing/money.py", -1, "accept"),
         ("billing/views.py", -1, "accept"),
     ]
+
+
+async def test_two_sockets_deciding_one_hunk_at_once_store_one_and_both_show_it(
+    sockets, ready, member, admin
+):
+    first, _ = await connect(sockets, member, ready.session_id)
+    second, _ = await connect(sockets, admin, ready.session_id)
+
+    # Both frames leave before either page has heard of the other's verdict.
+    await first.send_json_to(decide_frame(ready, verdict="accept", expected="undecided"))
+    await second.send_json_to(decide_frame(ready, verdict="reject", expected="undecided"))
+
+    frames = {}
+    for socket in (first, second):
+        frames[socket] = await receive_until(socket, lambda f: f["type"] == "decision.changed")
+    [(path, hunk, verdict, by_id)] = await database_sync_to_async(
+        lambda: list(HunkDecision.objects.values_list("path", "hunk", "verdict", "decided_by_id"))
+    )()
+    assert [(f[-1]["verdict"], f[-1]["by_id"]) for f in frames.values()] == [(verdict, by_id)] * 2
+    winner, loser = (first, second) if by_id == member.pk else (second, first)
+    # The refusal may come before or after the winner's verdict reaches the loser.
+    refusal = [f for f in frames[loser] if f["type"] == "error"] or await receive_until(
+        loser, lambda f: f["type"] == "error"
+    )
+    assert refusal[-1]["code"] == "stale"
+    assert refusal[-1]["current"]["verdict"] == verdict
+    assert refusal[-1]["current"]["by_id"] == by_id
+    assert "Not saved" in refusal[-1]["message"]
+    # The winner heard of one decision only: no second one was stored or sent.
+    await winner.send_json_to({"type": "ping"})
+    assert await winner.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
+    assert (path, hunk) == ("billing/money.py", 0)
+
+
+async def test_an_approval_over_the_socket_reaches_everyone_and_viewers_cannot_review(
+    sockets, ready, member, viewer
+):
+    member_socket, _ = await connect(sockets, member, ready.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    await member_socket.send_json_to(
+        {"type": "review", "changeset_id": ready.pk, "state": "approve", "summary": "Good."}
+    )
+
+    for socket in (member_socket, viewer_socket):
+        [event] = await receive_until(socket, lambda f: f["type"] == "review.changed")
+        assert (event["reviewer_id"], event["state"], event["summary"]) == (
+            member.pk,
+            "approve",
+            "Good.",
+        )
+        assert event["approval"] == {
+            "required": 0,
+            "approvals": 1,
+            "changes_requested_by": [],
+            "refusal": "",
+        }
+    await viewer_socket.send_json_to(
+        {"type": "review", "changeset_id": ready.pk, "state": "approve", "summary": ""}
+    )
+    [refused] = await receive_until(viewer_socket, lambda f: f["type"] == "error")
+    assert refused["code"] == "forbidden"
+    count = await database_sync_to_async(ProposalReview.objects.count)()
+    assert count == 1
+
+
+async def test_a_socket_that_joins_is_told_the_latest_proposal_and_its_state(
+    sockets, ready, viewer
+):
+    """A page rendered before the proposal moved on, whose event it missed, sees it here."""
+    _, ready_frame = await connect(sockets, viewer, ready.session_id)
+
+    assert ready_frame["latest"] == {
+        "changeset_id": ready.pk,
+        "number": ready.number,
+        "state": "ready",
+        "decisions_version": 0,
+    }
 
 
 async def test_a_viewer_cannot_decide(sockets, ready, member, viewer):

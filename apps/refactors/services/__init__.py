@@ -11,9 +11,9 @@ conflicts are reported and nothing is written).
 
 The package's modules, in the order of that flow: ``proposals`` (sessions and the model's
 proposals), ``build`` (edits applied, committed, diffed and scanned; hand edits), ``review``
-(verdicts and comments), ``policy`` (what a workspace lets through) and ``apply`` (commits,
-merges and pushes). Reads live in ``apps.refactors.selectors``; the names callers used
-before the split are re-exported here.
+(verdicts and comments), ``approvals`` (reviews of a whole proposal), ``policy`` (what a
+workspace lets through) and ``apply`` (commits, merges and pushes). Reads live in
+``apps.refactors.selectors``; the names callers used before the split are re-exported here.
 """
 
 from apps.refactors.selectors import (
@@ -27,6 +27,7 @@ from apps.refactors.selectors import (
     policy_for,
 )
 from apps.refactors.services.apply import apply_push, apply_push_enqueue, changeset_apply
+from apps.refactors.services.approvals import review_submit
 from apps.refactors.services.build import (
     SCAN_TIMEOUT_S,
     changeset_build,
@@ -39,7 +40,7 @@ from apps.refactors.services.common import (
     NO_EDITS_MESSAGE,
     in_scope,
 )
-from apps.refactors.services.policy import policy_update
+from apps.refactors.services.policy import check_approvals, policy_update
 from apps.refactors.services.proposals import (
     FIX_REQUEST,
     MAX_SCOPE,
@@ -50,7 +51,13 @@ from apps.refactors.services.proposals import (
     refactor_fix_failed,
     refactor_regenerate,
 )
-from apps.refactors.services.review import comment_add, decision_set, decisions_all
+from apps.refactors.services.review import (
+    UNDECIDED,
+    StaleDecision,
+    comment_add,
+    decision_set,
+    decisions_all,
+)
 
 __all__ = [
     "FIX_REQUEST",
@@ -60,7 +67,9 @@ __all__ = [
     "NO_EDITS_MESSAGE",
     "REFACTOR_PROMPT",
     "SCAN_TIMEOUT_S",
+    "UNDECIDED",
     "HeldFinding",
+    "StaleDecision",
     "accepted_hunks",
     "apply_push",
     "apply_push_enqueue",
@@ -69,6 +78,7 @@ __all__ = [
     "changeset_edit_file",
     "changeset_job_finished",
     "changeset_stop",
+    "check_approvals",
     "comment_add",
     "decision_set",
     "decisions_all",
@@ -84,4 +94,5 @@ __all__ = [
     "refactor_create",
     "refactor_fix_failed",
     "refactor_regenerate",
+    "review_submit",
 ]

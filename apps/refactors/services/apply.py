@@ -26,7 +26,12 @@ from apps.refactors.models import (
 )
 from apps.refactors.selectors import accepted_hunks, policy_for
 from apps.refactors.services.common import _git_failures_refused, _reviewable, _session_state
-from apps.refactors.services.policy import blocked_message, check_modes, findings_blocking
+from apps.refactors.services.policy import (
+    blocked_message,
+    check_approvals,
+    check_modes,
+    findings_blocking,
+)
 from apps.repos.models import Repository
 from apps.repos.services import repository_head_moved, repository_push
 from apps.workspaces.models import Membership
@@ -84,9 +89,16 @@ class _Written:
 
 @_git_failures_refused
 def changeset_apply(
-    *, membership: Membership, changeset: ChangeSet, target: str = ApplyTarget.BRANCH
+    *,
+    membership: Membership,
+    changeset: ChangeSet,
+    target: str = ApplyTarget.BRANCH,
+    site_url: str | None = None,
 ) -> Apply:
     """Commit the accepted hunks on ``qweb/refactor-<id>`` (``target="branch"``) or the base.
+
+    The commit message links to the session at ``site_url`` (``QWEB_SITE_URL`` by default;
+    a view passes the address the request came to when that is unset).
 
     A 3-way merge by git when the branch moved since the base commit; on conflicts an
     ``Apply`` in state ``conflict`` lists the files and no ref moves. Applying the same
@@ -102,11 +114,13 @@ def changeset_apply(
     if done is not None:
         return done
     policy = policy_for(plan.session.workspace_id)
+    check_approvals(plan.changeset, policy)
     blocking = findings_blocking(plan.changeset, plan.accepted, policy)
     if blocking:
         return _record(plan, membership, Apply.State.BLOCKED, message=blocked_message(blocking))
     store = GitStore(plan.session.repository.store_path)
-    written = _write_commit(store, plan, membership, policy)
+    site = settings.SITE_URL if site_url is None else site_url
+    written = _write_commit(store, plan, membership, policy, site)
     if written.conflicts:
         count = len(written.conflicts)
         return _record(
@@ -118,6 +132,8 @@ def changeset_apply(
             message=f"{plan.branch} moved since the base commit and "
             f"{count} file{'s' if count != 1 else ''} conflict.",
         )
+    # Again after git's work (no ref moved yet): a request for changes made meanwhile holds.
+    check_approvals(plan.changeset, policy)
     return _land(store, plan, membership, written)
 
 
@@ -158,7 +174,7 @@ def _record(plan: _Plan, membership: Membership, state: str, **fields: Any) -> A
 
 
 def _write_commit(
-    store: GitStore, plan: _Plan, membership: Membership, policy: RefactorPolicy
+    store: GitStore, plan: _Plan, membership: Membership, policy: RefactorPolicy, site: str
 ) -> _Written:
     """The accepted hunks as a commit on the base, merged onto the branch if it moved."""
     session = plan.session
@@ -169,7 +185,7 @@ def _write_commit(
     except GitStoreError as error:
         raise ValidationError(str(error)) from None
     user = membership.user
-    message = _commit_message(session, plan.changeset, user)
+    message = _commit_message(session, plan.changeset, user, site)
     author = git_identity(user.name, user.email)
     identity = {"author_name": author.name, "author_email": author.email}
     applied = store.commit_tree(tree, parents=[session.base_commit], message=message, **identity)
@@ -272,9 +288,8 @@ def apply_push(*, apply_id: int) -> Apply:
     return record
 
 
-def _commit_message(session: RefactorSession, changeset: ChangeSet, user: Any) -> str:
+def _commit_message(session: RefactorSession, changeset: ChangeSet, user: Any, site: str) -> str:
     link = reverse("refactors:detail", args=[session.workspace.slug, session.pk])
-    site = settings.SITE_URL or ""
     return (
         f"{session.title}\n\n{session.instruction}\n\n"
         f"Proposed by the model in qweb refactor session {session.pk} (proposal "

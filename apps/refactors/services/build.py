@@ -378,6 +378,7 @@ def _finish_manual(edited: ChangeSet, commit: str) -> ChangeSet:
             hunk=decision.hunk,
             verdict=decision.verdict,
             decided_by_id=decision.decided_by_id,
+            decided_at=decision.decided_at,
         )
     _announce(edited)
     return edited
