@@ -16,7 +16,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from apps.chat import services
-from apps.chat.events import conversation_group
+from apps.chat.events import UsageToday, conversation_group
 from apps.chat.forms import ACTION_FORMS
 from apps.chat.models import Conversation, Message
 from apps.chat.selectors import (
@@ -24,6 +24,7 @@ from apps.chat.selectors import (
     conversation_pending_answers,
     conversation_recent_message_ids,
     message_find,
+    usage_today,
 )
 from apps.generation.consumers import JobFollowerMixin
 from apps.workspaces.models import Membership
@@ -44,9 +45,18 @@ def _ready_state(conversation_id: int) -> tuple[list[tuple[int, int]], list[int]
 
 
 @database_sync_to_async
-def _finished(message_id: int) -> dict[str, Any] | None:
+def _finished(message_id: int, user_id: int | None) -> list[dict[str, Any]]:
+    """``message.finished``, then for the one who asked, if it cost tokens, theirs today."""
     message = message_find(message_id=message_id)
-    return None if message is None else dict(services.message_finished_event(message))
+    if message is None:
+        return []
+    frames: list[dict[str, Any]] = [dict(services.message_finished_event(message))]
+    job = message.job
+    cost = message.prompt_tokens + message.completion_tokens
+    if cost and job is not None and user_id is not None and job.created_by_id == user_id:
+        tokens = usage_today(user_id=user_id, workspace_id=message.conversation.workspace_id)
+        frames.append(dict(UsageToday(type="usage.today", tokens=tokens)))
+    return frames
 
 
 class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
@@ -97,6 +107,7 @@ class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
                 conversation=conversation,
                 text=data["text"],
                 pinned=data["pinned"],
+                parent_id=data["parent_id"],
             )
         elif action == "stop":
             services.message_stop(
@@ -106,17 +117,23 @@ class ConversationConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
             services.conversation_pins_set(
                 membership=membership, conversation=conversation, paths=data["pinned"]
             )
-        elif action == "ask_again":
-            services.conversation_ask_again(
+        elif action == "regenerate":
+            services.answer_regenerate(
                 membership=membership, conversation=conversation, message_id=data["message_id"]
+            )
+        elif action == "edit":
+            services.question_edit(
+                membership=membership,
+                conversation=conversation,
+                message_id=data["message_id"],
+                text=data["text"],
             )
 
     # ------------------------------------------------------------------ answers streaming
 
     async def job_ended(self, owner_id: int) -> None:
-        finished = await _finished(owner_id)
-        if finished is not None:
-            await self.send_json(finished)
+        for frame in await _finished(owner_id, self.user_id):
+            await self.send_json(frame)
 
     # ------------------------------------------------------------------ conversation events
 

@@ -15,11 +15,16 @@ def conversation_group(conversation_id: int) -> str:
 
 
 class MessageCreated(TypedDict):
-    """A question was asked (``role`` user) or an answer started (``role`` assistant)."""
+    """A question was asked (``role`` user) or an answer started (``role`` assistant).
+
+    ``parent_id`` is the message it follows (see ``Message.parent``): a page showing that
+    message's other child sees a new version, a page showing it last sees the next message.
+    """
 
     type: Literal["message.created"]
     conversation_id: int
     message_id: int
+    parent_id: int | None
     role: str
     author: str
     html: str
@@ -56,3 +61,10 @@ class ConversationPinsChanged(TypedDict):
 class ConversationDeleted(TypedDict):
     type: Literal["conversation.deleted"]
     conversation_id: int
+
+
+class UsageToday(TypedDict):
+    """Sent to one socket only, when an answer its user asked for ends: their tokens today."""
+
+    type: Literal["usage.today"]
+    tokens: int

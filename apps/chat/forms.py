@@ -14,7 +14,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.datastructures import MultiValueDict
 
-from apps.chat.services import NO_QUESTION, NO_SUCH_ANSWER
+from apps.chat.services import NO_QUESTION, NO_SUCH_ANSWER, NO_SUCH_QUESTION
 from apps.repos.models import Repository
 from apps.workspaces.models import Workspace
 from qweb.forms import ActionForm
@@ -62,12 +62,23 @@ class AnswerIdField(forms.IntegerField):
     default_error_messages = {"required": NO_SUCH_ANSWER, "invalid": NO_SUCH_ANSWER}
 
 
-class MessagePostForm(ActionForm):
-    """Ask a question, pinning more files for this turn."""
+class QuestionIdField(forms.IntegerField):
+    """The id of a question in the conversation (the service checks that it is one)."""
 
+    default_error_messages = {"required": NO_SUCH_QUESTION, "invalid": NO_SUCH_QUESTION}
+
+
+def _question_field() -> forms.CharField:
     # Trimmed and measured by the service; a frame's text that is no string is no question.
-    text = forms.CharField(required=False, strip=False, error_messages={"invalid": NO_QUESTION})
+    return forms.CharField(required=False, strip=False, error_messages={"invalid": NO_QUESTION})
+
+
+class MessagePostForm(ActionForm):
+    """Ask a question after an answer (the newest if none is given), pinning more files."""
+
+    text = _question_field()
     pinned = PathListField(optional=True)
+    parent_id = forms.IntegerField(required=False, error_messages={"invalid": NO_SUCH_ANSWER})
 
 
 class MessageStopForm(ActionForm):
@@ -76,10 +87,17 @@ class MessageStopForm(ActionForm):
     message_id = AnswerIdField()
 
 
-class AskAgainForm(ActionForm):
-    """Ask the question behind an answer again."""
+class RegenerateForm(ActionForm):
+    """Ask for an answer again (regenerate it, or retry a failed or stopped one)."""
 
     message_id = AnswerIdField()
+
+
+class QuestionEditForm(ActionForm):
+    """Ask a question again with new text: a new version of it."""
+
+    message_id = QuestionIdField()
+    text = _question_field()
 
 
 class PinsForm(ActionForm):
@@ -113,5 +131,6 @@ ACTION_FORMS: dict[str, type[ActionForm]] = {
     "post": MessagePostForm,
     "stop": MessageStopForm,
     "pins": PinsForm,
-    "ask_again": AskAgainForm,
+    "regenerate": RegenerateForm,
+    "edit": QuestionEditForm,
 }

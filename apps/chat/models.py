@@ -41,6 +41,11 @@ class Message(models.Model):
     An answer's ``content`` is filled from its job when the job ends (until then the job's
     checkpoint and live tail hold the text); ``context`` records what the prompt was built
     from, so the page can show which files went in and what each cost.
+
+    Messages form a tree through ``parent``: an answer's parent is its question, a question's
+    the answer it follows (none for a first question). Messages of one role with the same
+    parent are versions of each other — a question's edits, an answer's regenerations — and
+    a conversation as shown is one path from a first question down to a leaf.
     """
 
     class Role(models.TextChoices):
@@ -57,6 +62,9 @@ class Message(models.Model):
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -79,6 +87,7 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["conversation", "parent"], name="chat_msg_versions")]
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk}"

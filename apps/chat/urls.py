@@ -18,6 +18,17 @@ urlpatterns = [
         views.message_fragment,
         name="message",
     ),
+    path(
+        "w/<slug:slug>/chat/<int:conversation_id>/thread/",
+        views.conversation_thread_fragment,
+        name="thread",
+    ),
+    path(
+        "w/<slug:slug>/chat/<int:conversation_id>/regenerate/",
+        views.message_regenerate,
+        name="regenerate",
+    ),
+    path("w/<slug:slug>/chat/<int:conversation_id>/edit/", views.message_edit, name="edit"),
     path("w/<slug:slug>/chat/<int:conversation_id>/stop/", views.conversation_stop, name="stop"),
     path(
         "w/<slug:slug>/chat/<int:conversation_id>/rename/",
@@ -30,5 +41,10 @@ urlpatterns = [
         name="delete",
     ),
     path("w/<slug:slug>/chat/<int:conversation_id>/pins/", views.conversation_pins, name="pins"),
+    path(
+        "w/<slug:slug>/chat/<int:conversation_id>/pins/panel/",
+        views.conversation_pins_panel,
+        name="pins_panel",
+    ),
     path("w/<slug:slug>/chat/<int:conversation_id>/paths/", views.conversation_paths, name="paths"),
 ]

@@ -1,11 +1,14 @@
 """Chat pages: the conversation list, one conversation, and the small endpoints its page uses.
 
-Posting, stopping and pinning normally travel over the conversation's websocket; the POST
-endpoints here do the same through the same services, for scripts and for pages whose
-socket is down.
+Posting, regenerating, editing, stopping and pinning normally travel over the
+conversation's websocket; the POST endpoints here do the same through the same services, for
+scripts and for pages whose socket is down. The page shows one path through the versions of
+its messages (``?leaf=``, the thread fragment when the reader switches versions).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.chat import services
@@ -22,12 +26,16 @@ from apps.chat.forms import (
     MessagePostForm,
     MessageStopForm,
     PinsForm,
+    QuestionEditForm,
+    RegenerateForm,
 )
-from apps.chat.models import Conversation
+from apps.chat.models import Conversation, Message
 from apps.chat.selectors import (
     conversation_get,
     conversation_list,
-    conversation_messages,
+    conversation_pin_costs,
+    conversation_thread,
+    message_versions,
     usage_today,
 )
 from apps.repos.models import IndexedCommit
@@ -43,6 +51,7 @@ MAX_PATH_SUGGESTIONS = 20
 
 
 def _context(membership: Membership, **extra: object) -> dict[str, object]:
+    extra.setdefault("max_chars", settings.QWEB_CHAT_MAX_MESSAGE_CHARS)
     return page_context(membership, tab="chat", **extra)
 
 
@@ -120,6 +129,12 @@ def _indexed_state(conversation: Conversation) -> tuple[str, str | None]:
     return sha, indexed.state if indexed else None
 
 
+def _leaf(request: HttpRequest) -> int | None:
+    """The message whose path the page shows (``?leaf=``); none: the latest."""
+    leaf = request.GET.get("leaf", "")
+    return int(leaf) if leaf.isdecimal() and len(leaf) < 12 else None
+
+
 @login_required
 @require_GET
 def conversation_detail(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
@@ -136,13 +151,13 @@ def conversation_detail(request: HttpRequest, slug: str, conversation_id: int) -
         _context(
             membership,
             conversation=conversation,
-            chat_messages=list(conversation_messages(conversation=conversation)),
+            thread=conversation_thread(conversation=conversation, leaf_id=_leaf(request)),
+            pin_costs=conversation_pin_costs(conversation=conversation),
             head_sha=sha,
             index_state=index_state,
             window=window,
             window_error=window_error,
             budget=window - answer_reserve(window) if window else None,
-            max_chars=settings.QWEB_CHAT_MAX_MESSAGE_CHARS,
             usage_today=usage_today(
                 user_id=membership.user_id, workspace_id=membership.workspace_id
             ),
@@ -157,13 +172,52 @@ def message_fragment(
 ) -> HttpResponse:
     """One message as the page shows it, for answers that started after the page loaded."""
     membership, conversation = _conversation_for(request, slug, conversation_id)
-    message = conversation.messages.select_related("author").filter(pk=message_id).first()
+    message = conversation.messages.select_related("author", "job").filter(pk=message_id).first()
     if message is None:
         return HttpResponse("No such message.", status=404)
     return render(
         request,
         "chat/_message.html",
-        _context(membership, conversation=conversation, message=message),
+        _context(
+            membership,
+            conversation=conversation,
+            message=message,
+            version=message_versions(message=message),
+        ),
+    )
+
+
+@login_required
+@require_GET
+def conversation_thread_fragment(
+    request: HttpRequest, slug: str, conversation_id: int
+) -> HttpResponse:
+    """The messages on the path through ``?leaf=`` (a version to show, or the page's last)."""
+    membership, conversation = _conversation_for(request, slug, conversation_id)
+    return render(
+        request,
+        "chat/_thread.html",
+        _context(
+            membership,
+            conversation=conversation,
+            thread=conversation_thread(conversation=conversation, leaf_id=_leaf(request)),
+        ),
+    )
+
+
+@login_required
+@require_GET
+def conversation_pins_panel(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    """The pinned panel, each pin with its cost and whether it fits (after pins change)."""
+    membership, conversation = _conversation_for(request, slug, conversation_id)
+    return render(
+        request,
+        "chat/_pins.html",
+        _context(
+            membership,
+            conversation=conversation,
+            pin_costs=conversation_pin_costs(conversation=conversation),
+        ),
     )
 
 
@@ -179,6 +233,7 @@ def conversation_post(request: HttpRequest, slug: str, conversation_id: int) -> 
             conversation=conversation,
             text=data["text"],
             pinned=data["pinned"],
+            parent_id=data["parent_id"],
         )
     except services.RateLimited as error:
         response = JsonResponse({"error": error_text(error)}, status=429)
@@ -194,6 +249,54 @@ def conversation_post(request: HttpRequest, slug: str, conversation_id: int) -> 
         if wants_json:
             return JsonResponse({"message_id": answer.pk, "job_id": answer.job_id}, status=201)
     return _back(slug, conversation)
+
+
+def _asked_again(
+    request: HttpRequest, slug: str, conversation: Conversation, ask: Callable[[], Message]
+) -> HttpResponse:
+    """After a regenerate or an edit: the page at the new answer, or the refusal flashed."""
+    try:
+        answer = ask()
+    except ValidationError as error:  # RateLimited included
+        messages.error(request, error_text(error))
+        return _back(slug, conversation)
+    url = reverse("chat:detail", args=[slug, conversation.pk])
+    return redirect(f"{url}?leaf={answer.pk}")
+
+
+@login_required
+@require_POST
+def message_regenerate(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    form = RegenerateForm(request.POST)
+    return _asked_again(
+        request,
+        slug,
+        conversation,
+        lambda: services.answer_regenerate(
+            membership=membership,
+            conversation=conversation,
+            message_id=form.cleaned()["message_id"],
+        ),
+    )
+
+
+@login_required
+@require_POST
+def message_edit(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    membership, conversation = _conversation_for(request, slug, conversation_id, Action.CONTRIBUTE)
+    form = QuestionEditForm(request.POST)
+
+    def ask() -> Message:
+        data = form.cleaned()
+        return services.question_edit(
+            membership=membership,
+            conversation=conversation,
+            message_id=data["message_id"],
+            text=data["text"],
+        )
+
+    return _asked_again(request, slug, conversation, ask)
 
 
 @login_required

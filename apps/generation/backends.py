@@ -1,7 +1,8 @@
 """Builds the worker's backend from settings (the local 8-bit engine, or a remote server),
 and knows the served model's context window.
 
-This module and the worker are the only places Django code reaches into ``inference``.
+This module and the worker are where Django code runs ``inference`` (the job service only
+checks parameters with ``inference.params``; two commands build and load models).
 
 The window of a remote model comes from its server (``max_model_len`` in ``GET /v1/models``)
 unless ``QWEB_CONTEXT_TOKENS`` says otherwise, and never from ``QWEB_MODEL_DIR`` (the demo

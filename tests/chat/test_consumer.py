@@ -423,6 +423,12 @@ async def test_an_answer_streams_identically_to_every_socket_and_matches_what_is
         streams[name] = job_frames(frames)
     assert streams["member"] == streams["viewer"]
     assert sum(f["type"] == "job.delta" for f in streams["member"]) > 1
+    # The one who asked learns their tokens today, now counted; the others nothing.
+    assert await member_socket.receive_json_from(timeout=TIMEOUT) == {
+        "type": "usage.today",
+        "tokens": job.prompt_tokens + job.completion_tokens,
+    }
+    assert await viewer_socket.receive_nothing(timeout=0.3)
 
 
 async def test_a_socket_joining_mid_answer_gets_the_text_so_far_then_the_rest(
@@ -528,6 +534,7 @@ async def test_clients_that_do_not_ask_neither_see_nor_show_presence(
 # Frames the actions' forms refuse --------------------------------------------------------------
 
 NO_ANSWER = "There is no such answer in this conversation."
+NO_QUESTION = "There is no such question in this conversation."
 
 
 @pytest.mark.parametrize(
@@ -542,7 +549,11 @@ NO_ANSWER = "There is no such answer in this conversation."
         ({"type": "pins", "pinned": None}, "Pins are a list of file paths."),
         ({"type": "pins", "pinned": [1, 2]}, "Pins are a list of file paths."),
         ({"type": "stop", "message_id": "first"}, NO_ANSWER),
-        ({"type": "ask_again"}, NO_ANSWER),
+        ({"type": "regenerate"}, NO_ANSWER),
+        ({"type": "regenerate", "message_id": "1"}, NO_ANSWER),
+        ({"type": "edit", "text": "Other?"}, NO_QUESTION),
+        ({"type": "edit", "message_id": 1, "text": 7}, "Write a question first."),
+        ({"type": "post", "text": QUESTION, "parent_id": "1"}, NO_ANSWER),
     ],
 )
 async def test_a_frame_its_actions_form_refuses_gets_the_reason_and_stores_nothing(
@@ -562,7 +573,118 @@ async def test_a_frame_its_actions_form_refuses_gets_the_reason_and_stores_nothi
 async def test_a_viewer_is_refused_whatever_the_frame_holds(sockets, conversation, viewer):
     socket, _ = await connect(sockets, viewer, conversation.pk)
 
-    await socket.send_json_to({"type": "ask_again", "message_id": "not a number"})
+    await socket.send_json_to({"type": "regenerate", "message_id": "not a number"})
 
     error = await socket.receive_json_from(timeout=TIMEOUT)
     assert (error["type"], error["code"]) == ("error", "forbidden")
+
+
+# Versions: regenerate, retry, edit -------------------------------------------------------------
+
+
+async def stopped_answer(socket, text=QUESTION) -> tuple[int, int]:
+    """Post and stop at once (still queued, no worker needed): (question id, answer id)."""
+    frames, answer_id = await post_and_follow(socket, text)
+    await socket.send_json_to({"type": "stop", "message_id": answer_id})
+    await receive_until(socket, of_type("message.finished", answer_id))
+    question = next(f for f in frames if f["type"] == "message.created" and f["role"] == "user")
+    return question["message_id"], answer_id
+
+
+@database_sync_to_async
+def versions_stored() -> list[tuple[str, int | None, str]]:
+    return list(Message.objects.order_by("pk").values_list("role", "parent_id", "state"))
+
+
+async def test_a_stopped_answer_is_retried_live_for_everyone_as_a_new_version(
+    sockets, conversation, member, viewer
+):
+    member_socket, _ = await connect(sockets, member, conversation.pk)
+    viewer_socket, _ = await connect(sockets, viewer, conversation.pk)
+    question_id, stopped_id = await stopped_answer(member_socket)
+    await receive_until(viewer_socket, of_type("message.finished", stopped_id))
+
+    await member_socket.send_json_to({"type": "regenerate", "message_id": stopped_id})
+
+    for socket in (member_socket, viewer_socket):
+        frames = await receive_until(socket, of_type("job.snapshot"))
+        created = [f for f in frames if f["type"] == "message.created"]
+        assert [(f["role"], f["parent_id"], f["state"]) for f in created] == [
+            ("assistant", question_id, "pending")
+        ]
+        retry_id = created[0]["message_id"]
+    assert await versions_stored() == [
+        ("user", None, "done"),
+        ("assistant", question_id, "cancelled"),
+        ("assistant", question_id, "pending"),
+    ]
+    assert retry_id not in (question_id, stopped_id)
+
+
+async def test_an_edited_question_is_asked_live_and_keeps_the_first_version(
+    sockets, conversation, member, viewer
+):
+    member_socket, _ = await connect(sockets, member, conversation.pk)
+    viewer_socket, _ = await connect(sockets, viewer, conversation.pk)
+    first_question, first_answer = await stopped_answer(member_socket)
+    second_question, second_answer = await stopped_answer(member_socket, "And then?")
+    await receive_until(viewer_socket, of_type("message.finished", second_answer))
+
+    await member_socket.send_json_to(
+        {"type": "edit", "message_id": second_question, "text": "And after that?"}
+    )
+
+    for socket in (member_socket, viewer_socket):
+        frames = await receive_until(socket, of_type("job.snapshot"))
+        created = [f for f in frames if f["type"] == "message.created"]
+        assert [(f["role"], f["parent_id"]) for f in created[-2:]] == [
+            ("user", first_answer),
+            ("assistant", created[-2]["message_id"]),
+        ]
+        assert created[-2]["html"] == "<p>And after that?</p>\n"
+    stored = await versions_stored()
+    assert stored[:4] == [
+        ("user", None, "done"),
+        ("assistant", first_question, "cancelled"),
+        ("user", first_answer, "done"),
+        ("assistant", second_question, "cancelled"),
+    ]
+    assert [(role, parent) for role, parent, _ in stored[4:]] == [
+        ("user", first_answer),
+        ("assistant", created[-2]["message_id"]),
+    ]
+
+
+async def test_a_viewer_can_neither_regenerate_nor_edit_and_nothing_is_stored(
+    sockets, conversation, member, viewer
+):
+    member_socket, _ = await connect(sockets, member, conversation.pk)
+    viewer_socket, _ = await connect(sockets, viewer, conversation.pk)
+    question_id, answer_id = await stopped_answer(member_socket)
+    await receive_until(viewer_socket, of_type("message.finished", answer_id))
+    before = await versions_stored()
+
+    for frame in (
+        {"type": "regenerate", "message_id": answer_id},
+        {"type": "edit", "message_id": question_id, "text": "Mine?"},
+    ):
+        await viewer_socket.send_json_to(frame)
+        error = await viewer_socket.receive_json_from(timeout=TIMEOUT)
+        assert (error["type"], error["code"]) == ("error", "forbidden")
+
+    assert await member_socket.receive_nothing(timeout=0.3)
+    assert await versions_stored() == before
+
+
+async def test_regenerating_while_an_answer_is_written_is_refused_with_the_reason(
+    sockets, conversation, member
+):
+    socket, _ = await connect(sockets, member, conversation.pk)
+    _, answer_id = await post_and_follow(socket)
+
+    await socket.send_json_to({"type": "regenerate", "message_id": answer_id})
+
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert (error["code"], error["action"]) == ("invalid", "regenerate")
+    assert "still being written" in error["message"]
+    assert len(await versions_stored()) == 2

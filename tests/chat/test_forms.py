@@ -10,6 +10,8 @@ from apps.chat.forms import (
     MessagePostForm,
     MessageStopForm,
     PinsForm,
+    QuestionEditForm,
+    RegenerateForm,
 )
 
 
@@ -22,14 +24,14 @@ def test_a_posted_question_and_its_checked_pins_are_read_from_the_page():
     form = MessagePostForm(QueryDict("text=Why%3F&pin=a.py&pin=b.py"))
 
     assert form.is_valid()
-    assert form.cleaned_data == {"text": "Why?", "pinned": ["a.py", "b.py"]}
+    assert form.cleaned_data == {"text": "Why?", "pinned": ["a.py", "b.py"], "parent_id": None}
 
 
 def test_a_question_from_a_frame_without_pins_pins_nothing_more():
     form = MessagePostForm.from_frame({"type": "post", "text": "Why?"})
 
     assert form.is_valid()
-    assert form.cleaned_data == {"text": "Why?", "pinned": []}
+    assert form.cleaned_data == {"text": "Why?", "pinned": [], "parent_id": None}
 
 
 def test_a_missing_question_is_empty_and_left_to_the_service():
@@ -102,3 +104,30 @@ def test_a_new_conversation_names_a_repository_of_this_workspace(
     form = ConversationNewForm(QueryDict(f"repository={shop.pk}&ref=+main+"), workspace=workspace)
     assert form.is_valid()
     assert (form.cleaned_data["repository"], form.cleaned_data["ref"]) == (shop, "main")
+
+
+def test_a_question_names_the_answer_it_follows_or_none():
+    assert MessagePostForm.from_frame({"text": "Why?", "parent_id": 7}).cleaned()["parent_id"] == 7
+    assert MessagePostForm.from_frame({"text": "Why?"}).cleaned()["parent_id"] is None
+    assert MessagePostForm(QueryDict("text=Why%3F&parent_id=7")).cleaned()["parent_id"] == 7
+    assert _errors(MessagePostForm.from_frame({"text": "Why?", "parent_id": "7"})) == [
+        "There is no such answer in this conversation."
+    ]
+
+
+def test_a_regenerate_names_an_answer():
+    assert RegenerateForm.from_frame({"message_id": 3}).cleaned() == {"message_id": 3}
+    assert _errors(RegenerateForm.from_frame({})) == [
+        "There is no such answer in this conversation."
+    ]
+
+
+def test_an_edit_names_a_question_and_brings_its_new_text():
+    form = QuestionEditForm.from_frame({"message_id": 3, "text": " Why? "})
+    assert form.cleaned() == {"message_id": 3, "text": " Why? "}
+    assert _errors(QuestionEditForm.from_frame({"text": "Why?"})) == [
+        "There is no such question in this conversation."
+    ]
+    assert _errors(QuestionEditForm.from_frame({"message_id": 3, "text": 5})) == [
+        "Write a question first."
+    ]

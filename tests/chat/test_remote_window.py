@@ -86,7 +86,7 @@ def test_the_chat_page_shows_the_remote_window_and_its_budget(
 
     page = client.get(f"/w/acme/chat/{conversation.pk}/").content.decode()
 
-    assert f"{262_144 - 48} of a 262144-token window per question" in page
+    assert f"{262_144 - 48:,} of a 262,144-token window per question" in page
     assert "Qwen3-Coder-480B-A35B-Instruct · 262,144-token window" in page
 
 

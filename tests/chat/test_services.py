@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.chat import services
 from apps.chat.models import Conversation, Message, TokenUsage
-from apps.chat.selectors import conversation_list
+from apps.chat.selectors import conversation_list, conversation_pin_costs, conversation_thread
 from apps.generation.hooks import job_finished_hooks_run
 from apps.generation.models import GenerationJob
 from apps.generation.services import job_cancel
@@ -19,6 +19,7 @@ from apps.generation.worker import InferenceWorker
 from apps.repos import services as repo_services
 from apps.repos.indexing import index_commit
 from apps.repos.models import IndexedCommit
+from apps.workspaces.models import Membership
 from apps.workspaces.roles import Role
 from tests import factories
 from tests.repos.conftest import SHOP, make_zip
@@ -643,26 +644,329 @@ def test_a_cancelled_answer_without_text_is_left_out_of_the_history(
     assert [m["role"] for m in second.job.messages] == ["system", "user"]
 
 
-def test_asking_again_posts_the_same_question_anew(conversation, owner, membership_of):
+# Versions: regenerate, retry, edit and ask again ----------------------------------------------
+
+
+def _regenerate(membership, conversation, answer):
+    return services.answer_regenerate(
+        membership=membership, conversation=conversation, message_id=answer.pk
+    )
+
+
+def _edit(membership, conversation, question, text):
+    return services.question_edit(
+        membership=membership, conversation=conversation, message_id=question.pk, text=text
+    )
+
+
+def _shown(conversation, leaf_id=None):
+    """The path the page shows: (role, content or state, "n/count") per message."""
+    return [
+        (e.message.role, e.message.content or e.message.state, f"{e.number}/{e.count}")
+        for e in conversation_thread(conversation=conversation, leaf_id=leaf_id)
+    ]
+
+
+def test_regenerating_keeps_both_answers_as_versions_of_the_same_question(
+    conversation, owner, membership_of
+):
     first = _post(membership_of(owner), conversation)
     _end_job(first.job_id, text="Not sure.")
 
-    again = services.conversation_ask_again(
-        membership=membership_of(owner), conversation=conversation, message_id=first.pk
-    )
+    again = _regenerate(membership_of(owner), conversation, first)
 
-    questions = list(
-        Message.objects.filter(role=Message.Role.USER).values_list("content", flat=True)
-    )
-    assert questions == [QUESTION, QUESTION]
+    question = Message.objects.get(role=Message.Role.USER)
+    assert Message.objects.filter(role=Message.Role.USER).count() == 1
+    assert first.parent_id == again.parent_id == question.pk
     assert again.state == "pending"
-    assert again.job.messages[-1] == {"role": "user", "content": QUESTION}
+    assert again.job.messages[1:] == [{"role": "user", "content": QUESTION}]
+    assert _shown(conversation) == [("user", QUESTION, "1/1"), ("assistant", "pending", "2/2")]
+    assert _shown(conversation, first.pk) == [
+        ("user", QUESTION, "1/1"),
+        ("assistant", "Not sure.", "1/2"),
+    ]
+    entry = conversation_thread(conversation=conversation, leaf_id=first.pk)[-1]
+    assert (entry.previous_id, entry.next_id) == (None, again.pk)
 
 
-def test_asking_again_for_an_unknown_answer_is_refused(conversation, owner, membership_of):
+def test_a_regenerated_answer_sees_the_history_before_its_question_only(
+    conversation, owner, membership_of
+):
+    first = _post(membership_of(owner), conversation)
+    _end_job(first.job_id, text="It doubles.")
+    second = _post(membership_of(owner), conversation, "And where is it used?")
+    _end_job(second.job_id, text="In the views.")
+
+    again = _regenerate(membership_of(owner), conversation, second)
+
+    assert again.job.messages[1:] == [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "It doubles."},
+        {"role": "user", "content": "And where is it used?"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "state", [GenerationJob.State.FAILED, GenerationJob.State.CANCELLED], ids=["failed", "stopped"]
+)
+def test_a_failed_or_stopped_answer_is_retried_and_kept(conversation, owner, membership_of, state):
+    failed = _post(membership_of(owner), conversation)
+    _end_job(failed.job_id, text="Half an ans", state=state, error="The worker stopped.")
+
+    retry = _regenerate(membership_of(owner), conversation, failed)
+
+    failed.refresh_from_db()
+    assert failed.state == state
+    assert (retry.state, retry.parent_id) == ("pending", failed.parent_id)
+    # The stopped text is not history: the retry asks the question afresh.
+    assert retry.job.messages[1:] == [{"role": "user", "content": QUESTION}]
+
+
+def test_editing_a_question_asks_it_anew_and_keeps_the_old_version_and_its_answer(
+    conversation, owner, member, membership_of
+):
+    first = _post(membership_of(owner), conversation)
+    _end_job(first.job_id, text="It doubles.")
+    second = _post(membership_of(owner), conversation, "Where is it used?")
+    _end_job(second.job_id, text="In the views.")
+    old_question = second.parent
+
+    edited = _edit(membership_of(member), conversation, old_question, "  Where is it tested?  ")
+
+    new_question = edited.parent
+    assert (new_question.content, new_question.author, new_question.parent_id) == (
+        "Where is it tested?",
+        member,
+        first.pk,
+    )
+    assert edited.job.messages[1:] == [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "It doubles."},
+        {"role": "user", "content": "Where is it tested?"},
+    ]
+    assert _shown(conversation) == [
+        ("user", QUESTION, "1/1"),
+        ("assistant", "It doubles.", "1/1"),
+        ("user", "Where is it tested?", "2/2"),
+        ("assistant", "pending", "1/1"),
+    ]
+    # The earlier version, and the answer it had, are still there to go back to.
+    assert _shown(conversation, old_question.pk)[2:] == [
+        ("user", "Where is it used?", "1/2"),
+        ("assistant", "In the views.", "1/1"),
+    ]
+    assert Message.objects.count() == 6
+
+
+def test_editing_the_first_question_starts_a_second_version_of_the_conversation(
+    conversation, owner, membership_of
+):
+    first = _post(membership_of(owner), conversation)
+    _end_job(first.job_id, text="It doubles.")
+    _end_job(_post(membership_of(owner), conversation, "Then?").job_id, text="Nothing.")
+
+    edited = _edit(membership_of(owner), conversation, first.parent, "What is an Invoice?")
+
+    assert edited.parent.parent_id is None
+    assert [m["role"] for m in edited.job.messages] == ["system", "user"]
+    assert _shown(conversation) == [
+        ("user", "What is an Invoice?", "2/2"),
+        ("assistant", "pending", "1/1"),
+    ]
+    # Showing the first version shows the newest of what followed it.
+    assert [content for _, content, _ in _shown(conversation, first.parent_id)] == [
+        QUESTION,
+        "It doubles.",
+        "Then?",
+        "Nothing.",
+    ]
+    conversation.refresh_from_db()
+    assert conversation.title == QUESTION  # an edit does not rename the conversation
+
+
+def test_a_question_follows_the_answer_the_asker_sees_and_its_history_that_path(
+    conversation, owner, membership_of
+):
+    first = _post(membership_of(owner), conversation)
+    _end_job(first.job_id, text="Version one.")
+    second = _regenerate(membership_of(owner), conversation, first)
+    _end_job(second.job_id, text="Version two.")
+
+    on_first = _post(membership_of(owner), conversation, "Why?", parent_id=first.pk)
+    _end_job(on_first.job_id, text="Because.")
+    latest = _post(membership_of(owner), conversation, "And?")
+
+    assert on_first.job.messages[2] == {"role": "assistant", "content": "Version one."}
+    assert on_first.parent.parent_id == first.pk
+    # Without saying where, a question follows the newest answer.
+    assert latest.parent.parent_id == on_first.pk
+    assert [m["content"] for m in latest.job.messages[1:]] == [
+        QUESTION,
+        "Version one.",
+        "Why?",
+        "Because.",
+        "And?",
+    ]
+
+
+def test_a_question_can_only_follow_an_answer_of_the_conversation(
+    conversation, elsewhere_conversation, owner, outsider, membership_of
+):
+    answer = _post(membership_of(owner), conversation)
+    _end_job(answer.job_id, text="Yes.")
+    foreign = services.conversation_post_message(
+        membership=Membership.objects.get(user=outsider),
+        conversation=elsewhere_conversation,
+        text=QUESTION,
+    )
+
+    for parent_id in (answer.parent_id, foreign.pk, 12345):
+        with pytest.raises(ValidationError, match="no such answer"):
+            _post(membership_of(owner), conversation, "Next?", parent_id=parent_id)
+
+    assert conversation.messages.count() == 2
+
+
+def test_a_viewer_can_neither_regenerate_nor_edit_and_nothing_is_stored(
+    conversation, owner, viewer, membership_of
+):
+    answer = _post(membership_of(owner), conversation)
+    _end_job(answer.job_id, text="Yes.")
+
+    with pytest.raises(PermissionDenied):
+        _regenerate(membership_of(viewer), conversation, answer)
+    with pytest.raises(PermissionDenied):
+        _edit(membership_of(viewer), conversation, answer.parent, "Mine?")
+
+    assert Message.objects.count() == 2
+    assert GenerationJob.objects.count() == 1
+
+
+def test_a_member_of_another_workspace_can_neither_regenerate_nor_edit(
+    conversation, owner, membership_of, tmp_path
+):
+    answer = _post(membership_of(owner), conversation)
+    _end_job(answer.job_id, text="Yes.")
+    _, stranger = _other_workspace_shop(tmp_path)
+
+    with pytest.raises(PermissionDenied):
+        _regenerate(stranger, conversation, answer)
+    with pytest.raises(PermissionDenied):
+        _edit(stranger, conversation, answer.parent, "Mine?")
+
+    assert Message.objects.count() == 2
+
+
+def test_regenerating_or_editing_while_an_answer_is_written_is_refused(
+    conversation, owner, membership_of
+):
+    first = _post(membership_of(owner), conversation)
+    _end_job(first.job_id, text="Yes.")
+    _post(membership_of(owner), conversation, "And?")
+
+    with pytest.raises(ValidationError, match="An answer is still being written"):
+        _regenerate(membership_of(owner), conversation, first)
+    with pytest.raises(ValidationError, match="An answer is still being written"):
+        _edit(membership_of(owner), conversation, first.parent, "Other?")
+
+    assert Message.objects.count() == 4
+    assert GenerationJob.objects.count() == 2
+
+
+def test_regenerating_and_editing_count_against_the_rate_limit_and_the_quota(
+    conversation, owner, workspace, membership_of, settings
+):
+    settings.QWEB_CHAT_RATE_COUNT = 1
+    settings.QWEB_CHAT_RATE_SECONDS = 3600
+    answer = _post(membership_of(owner), conversation)
+    _end_job(answer.job_id, text="Yes.", prompt=100, completion=10)
+
+    with pytest.raises(services.RateLimited):
+        _regenerate(membership_of(owner), conversation, answer)
+    with pytest.raises(services.RateLimited):
+        _edit(membership_of(owner), conversation, answer.parent, "Other?")
+
+    settings.QWEB_CHAT_RATE_COUNT = 1000
+    settings.QWEB_CHAT_DAILY_TOKENS = 110
+    with pytest.raises(ValidationError, match="today's 110 tokens"):
+        _regenerate(membership_of(owner), conversation, answer)
+    with pytest.raises(ValidationError, match="today's 110 tokens"):
+        _edit(membership_of(owner), conversation, answer.parent, "Other?")
+
+    assert Message.objects.count() == 2
+    assert GenerationJob.objects.count() == 1
+
+
+def test_an_edit_to_an_empty_or_oversized_question_is_refused(
+    conversation, owner, membership_of, settings
+):
+    settings.QWEB_CHAT_MAX_MESSAGE_CHARS = 100
+    answer = _post(membership_of(owner), conversation)
+    _end_job(answer.job_id, text="Yes.")
+
+    with pytest.raises(ValidationError, match="Write a question first"):
+        _edit(membership_of(owner), conversation, answer.parent, "  ")
+    with pytest.raises(ValidationError, match="limited to 100 characters"):
+        _edit(membership_of(owner), conversation, answer.parent, "x" * 101)
+
+    assert Message.objects.count() == 2
+
+
+def test_only_answers_are_regenerated_and_only_questions_edited(conversation, owner, membership_of):
+    answer = _post(membership_of(owner), conversation)
+    _end_job(answer.job_id, text="Yes.")
+
     with pytest.raises(ValidationError, match="no such answer"):
-        services.conversation_ask_again(
+        services.answer_regenerate(
+            membership=membership_of(owner), conversation=conversation, message_id=answer.parent_id
+        )
+    with pytest.raises(ValidationError, match="no such question"):
+        _edit(membership_of(owner), conversation, answer, "Other?")
+    with pytest.raises(ValidationError, match="no such answer"):
+        services.answer_regenerate(
             membership=membership_of(owner), conversation=conversation, message_id=12345
         )
 
-    assert not Message.objects.exists()
+    assert Message.objects.count() == 2
+
+
+# Pins that do not fit --------------------------------------------------------------------------
+
+
+def test_the_pinned_panel_gives_each_pins_cost_and_says_which_does_not_fit(
+    conversation, owner, membership_of, settings
+):
+    services.conversation_pins_set(
+        membership=membership_of(owner),
+        conversation=conversation,
+        paths=["docs/notes.txt", "orders/models.py"],
+    )
+    conversation.refresh_from_db()
+
+    roomy = conversation_pin_costs(conversation=conversation)
+    assert [(c.path, c.fits) for c in roomy] == [
+        ("docs/notes.txt", True),
+        ("orders/models.py", True),
+    ]
+    assert all(c.tokens and c.tokens > 0 for c in roomy)
+
+    # A window with room for the instructions and the small file, not the models too.
+    room_needed = roomy[0].tokens + 1
+    settings.QWEB_CONTEXT_TOKENS = _window_leaving(conversation, room_needed)
+    tight = conversation_pin_costs(conversation=conversation)
+    assert [(c.path, c.fits) for c in tight] == [
+        ("docs/notes.txt", True),
+        ("orders/models.py", False),
+    ]
+    assert "Does not fit" in tight[1].reason
+    with pytest.raises(ValidationError, match="The pinned files need"):
+        _post(membership_of(owner), conversation)
+
+
+def _window_leaving(conversation, room):
+    """A context window whose turns have about ``room`` tokens for files."""
+    from apps.chat.selectors import _files_room
+
+    base = _files_room(conversation.repository.name, conversation.repository.head_sha)
+    window = 2048  # the tiny model's; the answer reserve is 48 tokens in these tests
+    return window - (base - room)

@@ -103,14 +103,14 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, conversation):
 # Outsiders and other workspaces ----------------------------------------------------------------
 
 
-POST_ENDPOINTS = ["post", "stop", "rename", "delete", "pins"]
+POST_ENDPOINTS = ["post", "stop", "rename", "delete", "pins", "regenerate", "edit"]
 
 
 def test_an_outsider_gets_404_for_every_chat_page(client, conversation, outsider):
     client.force_login(outsider)
 
     assert client.get(reverse("chat:index", args=["acme"])).status_code == 404
-    for name in ["detail", "paths"]:
+    for name in ["detail", "paths", "thread", "pins_panel"]:
         assert client.get(_url(name, conversation)).status_code == 404, name
     for name in POST_ENDPOINTS:
         assert client.post(_url(name, conversation), {"text": QUESTION}).status_code == 404, name
@@ -405,3 +405,195 @@ def test_an_unknown_branch_is_refused_and_nothing_started(client, shop, member):
 
     assert _flashed(response) == ["'nope' is not a branch or commit of Shop."]
     assert not Conversation.objects.exists()
+
+
+# Versions, regenerate and edit -----------------------------------------------------------------
+
+
+def _answered(membership_of, user, conversation, text=QUESTION, answer="It doubles."):
+    """A question with a finished answer (as if a worker had written it)."""
+    pending = _ask(membership_of, user, conversation, text)
+    Message.objects.filter(pk=pending.pk).update(
+        state=Message.State.DONE, content=answer, html=f"<p>{answer}</p>"
+    )
+    GenerationJob.objects.filter(pk=pending.job_id).update(state=GenerationJob.State.DONE)
+    pending.refresh_from_db()
+    return pending
+
+
+def test_a_member_regenerates_an_answer_and_the_page_opens_at_the_new_version(
+    client, conversation, member, membership_of
+):
+    first = _answered(membership_of, member, conversation)
+    client.force_login(member)
+
+    response = client.post(_url("regenerate", conversation), {"message_id": first.pk})
+
+    again = Message.objects.filter(role=Message.Role.ASSISTANT).latest("pk")
+    assert response["Location"] == _url("detail", conversation) + f"?leaf={again.pk}"
+    assert (again.parent_id, again.state) == (first.parent_id, Message.State.PENDING)
+    page = client.get(response["Location"]).content.decode()
+    assert f'id="m-{again.pk}"' in page
+    assert f'id="m-{first.pk}"' not in page
+    assert '<span class="version-count">2 / 2</span>' in page
+    assert f'href="?leaf={first.pk}" data-show-version="{first.pk}"' in page
+    # A question asked from this page (without JavaScript too) follows the answer it shows.
+    assert f'name="parent_id" value="{again.pk}"' in page
+    older = client.get(_url("detail", conversation), {"leaf": first.pk}).content.decode()
+    assert f'name="parent_id" value="{first.pk}"' in older
+    assert client.get(_url("detail", conversation), {"leaf": "x"}).status_code == 200
+
+
+def test_an_older_version_is_shown_through_the_thread_fragment(
+    client, conversation, member, viewer, membership_of
+):
+    first = _answered(membership_of, member, conversation)
+    services.answer_regenerate(
+        membership=membership_of(member), conversation=conversation, message_id=first.pk
+    )
+    client.force_login(viewer)
+
+    fragment = client.get(_url("thread", conversation), {"leaf": first.pk}).content.decode()
+
+    assert f'id="m-{first.pk}"' in fragment
+    assert "It doubles." in fragment
+    assert '<span class="version-count">1 / 2</span>' in fragment
+    # Viewers navigate versions, but get no button they cannot use.
+    assert "data-show-version" in fragment
+    assert "data-regenerate" not in fragment
+    assert "data-edit-open" not in fragment
+    assert "data-stop" not in fragment
+
+
+def test_members_get_regenerate_retry_and_edit_buttons(client, conversation, member, membership_of):
+    done = _answered(membership_of, member, conversation)
+    failed = _ask(membership_of, member, conversation, "And then?")
+    Message.objects.filter(pk=failed.pk).update(state=Message.State.FAILED, error="Worker died.")
+    client.force_login(member)
+
+    page = client.get(_url("detail", conversation)).content.decode()
+
+    assert f'data-regenerate="{done.pk}"' in page
+    assert f'data-regenerate="{failed.pk}"' in page
+    assert 'aria-label="Retry"' in page and 'aria-label="Regenerate"' in page
+    assert f'data-edit-open="{done.parent_id}"' in page
+    assert f'<form class="msg-edit" data-edit="{done.parent_id}"' in page
+
+
+def test_a_member_edits_a_question_and_asks_again(client, conversation, member, membership_of):
+    first = _answered(membership_of, member, conversation)
+    client.force_login(member)
+
+    response = client.post(
+        _url("edit", conversation), {"message_id": first.parent_id, "text": "What is a receipt?"}
+    )
+
+    edited = Message.objects.filter(role=Message.Role.USER).latest("pk")
+    answer = Message.objects.get(parent=edited)
+    assert response["Location"] == _url("detail", conversation) + f"?leaf={answer.pk}"
+    assert (edited.content, edited.parent_id) == ("What is a receipt?", None)
+    assert Message.objects.filter(role=Message.Role.USER).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("regenerate", {"message_id": "x"}, "There is no such answer in this conversation."),
+        (
+            "edit",
+            {"message_id": "", "text": "Why?"},
+            "There is no such question in this conversation.",
+        ),
+        ("edit", {"text": "  "}, "There is no such question in this conversation."),
+    ],
+)
+def test_a_bad_regenerate_or_edit_is_refused_with_the_reason_and_nothing_stored(
+    client, conversation, member, membership_of, name, data, reason
+):
+    _answered(membership_of, member, conversation)
+    client.force_login(member)
+
+    response = client.post(_url(name, conversation), data)
+
+    assert response["Location"] == _url("detail", conversation)
+    assert _flashed(response) == [reason]
+    assert Message.objects.count() == 2
+
+
+def test_regenerating_while_an_answer_is_written_is_refused(
+    client, conversation, member, membership_of
+):
+    first = _answered(membership_of, member, conversation)
+    _ask(membership_of, member, conversation, "And then?")
+    client.force_login(member)
+
+    response = client.post(_url("regenerate", conversation), {"message_id": first.pk})
+
+    assert _flashed(response) == ["An answer is still being written: wait for it or stop it first."]
+    assert Message.objects.count() == 4
+
+
+def test_a_question_posted_from_the_page_follows_the_answer_it_names(
+    client, conversation, member, membership_of
+):
+    first = _answered(membership_of, member, conversation, answer="Version one.")
+    again = services.answer_regenerate(
+        membership=membership_of(member), conversation=conversation, message_id=first.pk
+    )
+    Message.objects.filter(pk=again.pk).update(state=Message.State.DONE, content="Version two.")
+    client.force_login(member)
+
+    client.post(_url("post", conversation), {"text": "Why?", "parent_id": first.pk})
+
+    question = Message.objects.get(content="Why?")
+    assert question.parent_id == first.pk
+    answer = Message.objects.get(parent=question)
+    assert answer.job.messages[2] == {"role": "assistant", "content": "Version one."}
+
+
+# The pinned panel and numbers ------------------------------------------------------------------
+
+
+def test_the_pinned_panel_shows_each_pins_tokens_and_the_one_that_does_not_fit(
+    client, conversation, member, viewer, membership_of, settings
+):
+    services.conversation_pins_set(
+        membership=membership_of(member),
+        conversation=conversation,
+        paths=["docs/notes.txt", "orders/models.py"],
+    )
+    settings.QWEB_CONTEXT_TOKENS = 260  # room for the instructions and a little more
+    client.force_login(member)
+
+    panel = client.get(_url("pins_panel", conversation)).content.decode()
+    page = client.get(_url("detail", conversation)).content.decode()
+
+    assert 'data-pin-path="orders/models.py" data-fits="false"' in panel
+    assert "Does not fit" in panel
+    assert 'name="pin" value="orders/models.py" checked' in panel
+    assert 'id="pins-panel"' in page and "Does not fit" in page
+    client.force_login(viewer)
+    viewer_panel = client.get(_url("pins_panel", conversation)).content.decode()
+    assert "Does not fit" in viewer_panel
+    assert 'type="checkbox"' not in viewer_panel
+    assert "Keep checked" not in viewer_panel
+
+
+def test_numbers_have_thousands_separators_and_icons_are_svg(
+    client, conversation, member, workspace
+):
+    from django.utils import timezone
+
+    from apps.chat.models import TokenUsage
+
+    TokenUsage.objects.create(
+        user=member, workspace=workspace, day=timezone.localdate(), prompt_tokens=12345
+    )
+    client.force_login(member)
+
+    page = client.get(_url("detail", conversation)).content.decode()
+    listed = client.get(reverse("chat:index", args=["acme"])).content.decode()
+
+    assert '<strong id="usage-today" data-testid="usage-today">12,345</strong>' in page
+    for html in (page, listed):
+        assert "⎇" not in html and "⌕" not in html
