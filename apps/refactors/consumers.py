@@ -1,14 +1,16 @@
 """A refactor session live: the proposal as the model writes it, and the review as it happens.
 
 Everyone on the session's page sees the proposal stream (the job's events, tagged with the
-proposal's ``changeset_id``), then each accept/reject (with who made it), comment, review
-(approve / request changes) and apply as people make them. A verdict made on a state the
-page no longer shows is refused with code "stale" and the stored verdict (``current``).
+proposal's ``changeset_id``), then each accept/reject (with who made it), comment, reply,
+resolved or reopened thread, suggestion, review (approve / request changes) and apply as
+people make them. A verdict made on a state the page no longer shows is refused with code
+"stale" and the stored verdict (``current``).
 Every incoming frame is authorized again against the current membership.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -22,7 +24,11 @@ from apps.refactors.forms import (
     CommentForm,
     DecideAllForm,
     DecisionForm,
+    ReplyForm,
     ReviewForm,
+    SuggestionDecisionForm,
+    SuggestionForm,
+    ThreadForm,
 )
 from apps.refactors.models import ChangeSet, RefactorSession
 from apps.refactors.selectors import (
@@ -69,7 +75,27 @@ _FORMS: dict[str, type[ActionForm]] = {
     "decide_all": DecideAllForm,
     "comment": CommentForm,
     "review": ReviewForm,
+    "reply": ReplyForm,
+    "resolve": ThreadForm,
+    "reopen": ThreadForm,
+    "suggest": SuggestionForm,
+    "suggestion_accept": SuggestionDecisionForm,
+    "suggestion_dismiss": SuggestionDecisionForm,
     "stop": ActionForm,
+}
+
+# The services of the actions that only pass the form's values on.
+_SERVICES: dict[str, Callable[..., object]] = {
+    "decide": services.decision_set,
+    "review": services.review_submit,
+    "decide_all": services.decisions_all,
+    "comment": services.comment_add,
+    "reply": services.comment_reply,
+    "resolve": services.thread_resolve,
+    "reopen": services.thread_reopen,
+    "suggest": services.suggestion_add,
+    "suggestion_accept": services.suggestion_accept,
+    "suggestion_dismiss": services.suggestion_dismiss,
 }
 
 
@@ -122,14 +148,8 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
     def _perform(
         self, action: str, membership: Membership, changeset: ChangeSet, data: dict[str, Any]
     ) -> None:
-        if action == "decide":
-            services.decision_set(membership=membership, changeset=changeset, **data)
-        elif action == "review":
-            services.review_submit(membership=membership, changeset=changeset, **data)
-        elif action == "decide_all":
-            services.decisions_all(membership=membership, changeset=changeset, **data)
-        elif action == "comment":
-            services.comment_add(membership=membership, changeset=changeset, **data)
+        if action in _SERVICES:
+            _SERVICES[action](membership=membership, changeset=changeset, **data)
         elif action == "stop":
             services.changeset_stop(membership=membership, changeset=changeset)
 
@@ -152,6 +172,12 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
         await self.send_json(event)
 
     async def comment_added(self, event: dict[str, Any]) -> None:
+        await self.send_json(event)
+
+    async def thread_changed(self, event: dict[str, Any]) -> None:
+        await self.send_json(event)
+
+    async def suggestion_changed(self, event: dict[str, Any]) -> None:
         await self.send_json(event)
 
     async def apply_finished(self, event: dict[str, Any]) -> None:

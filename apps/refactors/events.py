@@ -68,6 +68,37 @@ class CommentAdded(TypedDict):
     side: str
 
 
+class ThreadChanged(TypedDict):
+    """A thread got a reply, was resolved or reopened (``change``: "reply", "resolved",
+    "reopened"). ``changeset_id`` is the proposal the thread was started on: pages of later
+    proposals show it too, so they refresh ``path`` whatever proposal they show."""
+
+    type: Literal["thread.changed"]
+    session_id: int
+    changeset_id: int
+    thread_id: int
+    comment_id: int
+    path: str
+    change: Literal["reply", "resolved", "reopened"]
+    by: str
+    at: str
+
+
+class SuggestionChanged(TypedDict):
+    """A suggestion was made, accepted (``result_changeset_id``: the proposal it became) or
+    dismissed."""
+
+    type: Literal["suggestion.changed"]
+    session_id: int
+    changeset_id: int
+    suggestion_id: int
+    path: str
+    state: str
+    by: str
+    at: str
+    result_changeset_id: int | None
+
+
 class ApplyFinished(TypedDict):
     type: Literal["apply.finished"]
     session_id: int

@@ -124,6 +124,55 @@ class CommentForm(ActionForm):
         return self.cleaned_data["side"] or ReviewComment.Side.NEW
 
 
+class ThreadForm(ActionForm):
+    """Resolve or reopen a thread (named by its first comment)."""
+
+    thread_id = forms.IntegerField(
+        error_messages={key: "No such thread in this session." for key in ("required", "invalid")}
+    )
+
+
+class ReplyForm(ThreadForm):
+    body = forms.CharField(
+        required=False, strip=False, error_messages={"invalid": "Write a comment first."}
+    )
+
+
+class SuggestionForm(ActionForm):
+    """New text for a hunk's new-side lines ``start``..``start + length - 1``."""
+
+    path = forms.CharField(max_length=4096, strip=False, error_messages={"required": NO_SUCH_FILE})
+    start = forms.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        error_messages={
+            key: "Suggest a change to lines of the proposed file."
+            for key in ("required", "invalid", "min_value", "max_value")
+        },
+    )
+    length = forms.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        error_messages={
+            key: "Suggest a change to lines of the proposed file."
+            for key in ("required", "invalid", "min_value", "max_value")
+        },
+    )
+    suggested = forms.CharField(
+        required=False, strip=False, error_messages={"invalid": "A suggestion is text."}
+    )
+
+
+class SuggestionDecisionForm(ActionForm):
+    """Accept or dismiss a suggestion."""
+
+    suggestion_id = forms.IntegerField(
+        error_messages={
+            key: "No such suggestion in this session." for key in ("required", "invalid")
+        }
+    )
+
+
 class ApplyForm(ActionForm):
     target = forms.ChoiceField(
         choices=ApplyTarget.choices,

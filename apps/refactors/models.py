@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.workspaces.roles import Role
+from qweb.lib.diffs import line_changes
 
 # The roles a policy may require of approvers: viewers never review.
 APPROVER_ROLES = (Role.MEMBER, Role.ADMIN, Role.OWNER)
@@ -158,7 +159,14 @@ class HunkDecision(models.Model):
 
 
 class ReviewComment(models.Model):
-    """A comment on a line of a proposal's diff."""
+    """A comment on a line of a proposal's diff: a thread's first comment, or a reply to one.
+
+    A reply points at its thread's first comment (``thread``) and repeats its place; the
+    first comment carries whether the thread is resolved. A thread stays on the proposal it
+    was started on: pages of later proposals show it where git's diff between the two
+    proposals moves its line (``selectors.file_threads``), or as outdated when the line
+    changed.
+    """
 
     class Side(models.TextChoices):
         OLD = "old", "Before"
@@ -173,12 +181,73 @@ class ReviewComment(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # None: this comment starts a thread.
+    thread = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
         return f"comment on {self.path}:{self.line}"
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_at is not None
+
+
+class Suggestion(models.Model):
+    """A reviewer's replacement for the new-side lines of a hunk of a proposal.
+
+    Accepted, it becomes the session's next proposal (the hand-edit path) with lines
+    ``start``..``start + length - 1`` of ``path`` replaced by ``suggested``; refused when the
+    latest proposal no longer has ``original`` there.
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted"
+        DISMISSED = "dismissed", "Dismissed"
+
+    changeset = models.ForeignKey(ChangeSet, on_delete=models.CASCADE, related_name="suggestions")
+    path = models.CharField(max_length=4096)
+    start = models.PositiveIntegerField()
+    length = models.PositiveIntegerField()
+    original = models.TextField(blank=True)
+    suggested = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # The proposal an accepted suggestion became.
+    result = models.ForeignKey(
+        ChangeSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"suggestion on {self.path}:{self.start}"
+
+    @property
+    def last_line(self) -> int:
+        return self.start + self.length - 1
+
+    @property
+    def changes(self) -> list[tuple[str, str]]:
+        """The suggestion as a diff of the lines it replaces: ``(kind, text)`` per line."""
+        return line_changes(self.original, self.suggested)
 
 
 class ProposalReview(models.Model):

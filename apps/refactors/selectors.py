@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import models
+
 from apps.refactors.models import (
     ChangeSet,
     HunkDecision,
     ProposalReview,
     RefactorPolicy,
     RefactorSession,
+    ReviewComment,
+    Suggestion,
 )
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Action, Role, can
@@ -480,4 +484,151 @@ def review_state(*, session: RefactorSession, proposal: str = "") -> ReviewState
         held_findings=high_findings_held(current),
         decisions=decisions,
         approval=approval_state(current),
+    )
+
+
+# Threads and suggestions ------------------------------------------------------------------
+
+
+def thread_in_session(*, session_id: int, thread_id: int) -> ReviewComment | None:
+    """A thread (its first comment) of one of the session's proposals, by id."""
+    return (
+        ReviewComment.objects.filter(
+            pk=thread_id, thread__isnull=True, changeset__session_id=session_id
+        )
+        .select_related("changeset")
+        .first()
+    )
+
+
+def suggestion_in_session(*, session_id: int, suggestion_id: int) -> Suggestion | None:
+    return (
+        Suggestion.objects.filter(pk=suggestion_id, changeset__session_id=session_id)
+        .select_related("changeset__session__repository", "author")
+        .first()
+    )
+
+
+@dataclass
+class Thread:
+    """A comment thread as one proposal's page shows it.
+
+    ``line`` is where the thread's line is in this proposal (None: the line is gone, the
+    thread is outdated); ``snippet`` the line as it was where the thread was started.
+    """
+
+    root: ReviewComment
+    replies: list[ReviewComment]
+    line: int | None
+    snippet: str = ""
+    # The number of the proposal whose page shows it.
+    shown_on: int = 0
+
+    @property
+    def outdated(self) -> bool:
+        return self.line is None
+
+    @property
+    def carried(self) -> bool:
+        """Started on an earlier proposal than the one shown, and still on its line."""
+        return self.line is not None and self.root.changeset.number != self.shown_on
+
+    @property
+    def comments(self) -> list[ReviewComment]:
+        return [self.root, *self.replies]
+
+
+def line_moved(diff: FileDiff | None, line: int) -> int | None:
+    """Where ``line`` of a diff's old side is on its new side; None when it was changed or
+    removed. ``diff`` is git's, without context lines (None: the file did not change)."""
+    if diff is None:
+        return line
+    shift = 0
+    for hunk in diff.hunks:
+        if hunk.old_length and hunk.old_start <= line < hunk.old_start + hunk.old_length:
+            return None
+        # Without context a hunk of only added lines starts at the line it follows.
+        before = (
+            hunk.old_start + hunk.old_length <= line if hunk.old_length else hunk.old_start < line
+        )
+        if before:
+            shift += hunk.new_length - hunk.old_length
+    return line + shift
+
+
+def _line_text(text: str | None, line: int) -> str:
+    lines = (text or "").splitlines()
+    return lines[line - 1] if 1 <= line <= len(lines) else ""
+
+
+def file_threads(changeset: ChangeSet, path: str) -> list[Thread]:
+    """The threads on ``path`` a proposal's page shows: its own, and those started on the
+    session's earlier proposals, each at its line as git's diff between the two proposals'
+    commits moves it, or outdated (``line`` None) when that line changed or went away.
+
+    Computed on every read: stored comments keep the line they were made on.
+    """
+    roots = list(
+        ReviewComment.objects.filter(
+            changeset__session_id=changeset.session_id,
+            changeset__number__lte=changeset.number,
+            path=path,
+            thread__isnull=True,
+        ).select_related("author", "resolved_by", "changeset")
+    )
+    replies: dict[int, list[ReviewComment]] = {}
+    for reply in ReviewComment.objects.filter(thread__in=roots).select_related("author"):
+        replies.setdefault(reply.thread_id or 0, []).append(reply)
+    store = GitStore(changeset.session.repository.store_path)
+    texts: dict[str, str | None] = {}
+    moves: dict[int, FileDiff | None] = {}
+
+    def text_at(commit: str) -> str | None:
+        if commit not in texts:
+            texts[commit] = file_text(store, commit, path) if commit else None
+        return texts[commit]
+
+    def moved(root: ReviewComment) -> int | None:
+        source = root.changeset
+        if source.pk == changeset.pk or root.side == ReviewComment.Side.OLD:
+            # The base's lines never move between proposals of a session.
+            return root.line
+        if not source.commit or not changeset.commit or text_at(changeset.commit) is None:
+            return None
+        if source.pk not in moves:
+            found = parse_diff(
+                store.diff(source.commit, changeset.commit, paths=[path], context_lines=0)
+            )
+            moves[source.pk] = next((item for item in found if item.path == path), None)
+        return line_moved(moves[source.pk], root.line)
+
+    threads = []
+    for root in roots:
+        commit = (
+            changeset.session.base_commit
+            if root.side == ReviewComment.Side.OLD
+            else root.changeset.commit
+        )
+        threads.append(
+            Thread(
+                root=root,
+                replies=replies.get(root.pk, []),
+                line=moved(root),
+                snippet=_line_text(text_at(commit), root.line),
+                shown_on=changeset.number,
+            )
+        )
+    return threads
+
+
+def file_suggestions(changeset: ChangeSet, path: str) -> list[Suggestion]:
+    """The suggestions a proposal's page shows for ``path``: those made on it, and the
+    session's open ones made on earlier proposals (accepting one checks it still fits)."""
+    return list(
+        Suggestion.objects.filter(changeset__session_id=changeset.session_id, path=path)
+        .filter(
+            models.Q(changeset=changeset)
+            | models.Q(state=Suggestion.State.OPEN, changeset__number__lt=changeset.number)
+        )
+        .select_related("author", "decided_by", "result", "changeset")
     )

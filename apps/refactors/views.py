@@ -7,6 +7,7 @@ comments travel over the session's websocket; the forms here work without it too
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -25,7 +26,11 @@ from apps.refactors.forms import (
     EditFileForm,
     PolicyForm,
     RefactorForm,
+    ReplyForm,
     ReviewForm,
+    SuggestionDecisionForm,
+    SuggestionForm,
+    ThreadForm,
 )
 from apps.refactors.models import (
     APPROVER_ROLES,
@@ -36,13 +41,16 @@ from apps.refactors.models import (
 )
 from apps.refactors.selectors import (
     ApprovalState,
+    Thread,
     approval_state,
     approval_states,
     changeset_in_session,
     decision_fields,
     decisions_attributed,
     file_diff,
+    file_suggestions,
     file_text,
+    file_threads,
     hunk_holding,
     latest_changeset,
     may_approve,
@@ -53,6 +61,7 @@ from apps.repos.selectors import repository_list
 from apps.workspaces.models import Membership
 from apps.workspaces.permissions import page_context, require_membership
 from apps.workspaces.roles import Action, can
+from qweb.forms import ActionForm
 from qweb.lib.diffs import WHOLE_FILE
 from qweb.lib.diffview import diff_rows, highlighted_lines
 from qweb.lib.gitstore import GitStore
@@ -261,9 +270,15 @@ def changeset_file(
     new_text = None if diff.status == "deleted" else file_text(store, changeset.commit, diff.path)
     decided = decisions_attributed(changeset, path).get(path, {})
     verdicts = {hunk: decision.verdict for hunk, decision in decided.items()}
-    comments: dict[tuple[str, int], list[Any]] = {}
-    for comment in changeset.comments.filter(path=path).select_related("author"):
-        comments.setdefault((comment.side, comment.line), []).append(comment)
+    threads: dict[tuple[str, int], list[Thread]] = {}
+    all_threads = file_threads(changeset, path)
+    for thread in all_threads:
+        if thread.line is not None:
+            threads.setdefault((thread.root.side, thread.line), []).append(thread)
+    suggestions: dict[int, list[Any]] = {}
+    for suggestion in file_suggestions(changeset, path):
+        hunk = hunk_holding(diff, suggestion.start)
+        suggestions.setdefault(hunk.index if hunk else WHOLE_FILE, []).append(suggestion)
     findings = [f for f in changeset.findings if f["path"] == path]
     by_line: dict[int, list[dict[str, Any]]] = {}
     for finding in findings:
@@ -282,9 +297,15 @@ def changeset_file(
             for f in findings
             if f["severity"] == "high" and hunk_holding(diff, f["line"]) is entry["hunk"]
         ]
+        entry["suggestions"] = suggestions.get(entry["hunk"].index, [])
+        # What "suggest a change" starts from: the hunk's lines on the proposed side.
+        # (each line ends with its newline, so a last blank line stays one).
+        entry["new_text"] = "".join(
+            line.text + "\n" for line in entry["hunk"].lines if line.kind in ("add", "context")
+        )
         for row in entry["lines"]:
             side, number = row["side"], row["number"]
-            row["comments"] = comments.get((side, number), [])
+            row["threads"] = threads.pop((side, number), [])
             row["findings"] = by_line.get(number, []) if side == "new" else []
     return render(
         request,
@@ -298,6 +319,11 @@ def changeset_file(
             whole_verdict=verdicts.get(WHOLE_FILE, ""),
             # Line 0, or a line no hunk shows: about the file as a whole.
             file_findings=[f for f in findings if hunk_holding(diff, f["line"]) is None],
+            # Threads whose line no hunk shows (or that is gone), and suggestions outside
+            # every hunk: listed above the diff.
+            file_threads=[t for t in all_threads if t.outdated]
+            + [t for found in threads.values() for t in found],
+            file_suggestions=suggestions.get(WHOLE_FILE, []),
             view=view,
             context_lines=context_lines,
             more_context=min(MAX_CONTEXT, context_lines + 20),
@@ -340,6 +366,117 @@ def changeset_comment(
     except ValidationError as error:
         messages.error(request, error_text(error))
     return _back(slug, session)
+
+
+def _thread_action(
+    request: HttpRequest,
+    slug: str,
+    session_id: int,
+    changeset_id: int,
+    form: type[ActionForm],
+    service: Callable[..., Any],
+) -> tuple[RefactorSession, Any]:
+    """A conversation action posted without the socket: the form, the service, the page."""
+    membership, session, changeset = _changeset_for(
+        request, slug, session_id, changeset_id, Action.CONTRIBUTE
+    )
+    try:
+        data = form(request.POST).cleaned()
+        return session, service(membership=membership, changeset=changeset, **data)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return session, None
+
+
+def _back_to(slug: str, session: RefactorSession, changeset_id: int) -> HttpResponse:
+    """The page of the proposal the action was taken on (a reply to a carried thread is
+    made from a later proposal's page)."""
+    number = session.changesets.filter(pk=changeset_id).values_list("number", flat=True).first()
+    response = _back(slug, session)
+    if number is not None and number != latest_changeset(session).number:
+        response["Location"] += f"?proposal={number}"
+    return response
+
+
+@login_required
+@require_POST
+def thread_reply(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    session, _ = _thread_action(
+        request, slug, session_id, changeset_id, ReplyForm, services.comment_reply
+    )
+    return _back_to(slug, session, changeset_id)
+
+
+@login_required
+@require_POST
+def thread_resolve(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    session, _ = _thread_action(
+        request, slug, session_id, changeset_id, ThreadForm, services.thread_resolve
+    )
+    return _back_to(slug, session, changeset_id)
+
+
+@login_required
+@require_POST
+def thread_reopen(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    session, _ = _thread_action(
+        request, slug, session_id, changeset_id, ThreadForm, services.thread_reopen
+    )
+    return _back_to(slug, session, changeset_id)
+
+
+@login_required
+@require_POST
+def suggestion_add(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    session, suggestion = _thread_action(
+        request, slug, session_id, changeset_id, SuggestionForm, services.suggestion_add
+    )
+    if suggestion is not None:
+        messages.success(request, "Suggestion added: someone who can review accepts it.")
+    return _back_to(slug, session, changeset_id)
+
+
+@login_required
+@require_POST
+def suggestion_accept(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    session, result = _thread_action(
+        request,
+        slug,
+        session_id,
+        changeset_id,
+        SuggestionDecisionForm,
+        services.suggestion_accept,
+    )
+    if result is not None:
+        messages.success(request, f"Suggestion accepted: review proposal {result.number}.")
+        return _back(slug, session)
+    return _back_to(slug, session, changeset_id)
+
+
+@login_required
+@require_POST
+def suggestion_dismiss(
+    request: HttpRequest, slug: str, session_id: int, changeset_id: int
+) -> HttpResponse:
+    session, _ = _thread_action(
+        request,
+        slug,
+        session_id,
+        changeset_id,
+        SuggestionDecisionForm,
+        services.suggestion_dismiss,
+    )
+    return _back_to(slug, session, changeset_id)
 
 
 @login_required

@@ -34,6 +34,9 @@ class WorkspaceConsumer(ActionConsumer):
     async def member_role_changed(self, event: dict[str, Any]) -> None:
         await self.send_json(event)
 
+    async def list_changed(self, event: dict[str, Any]) -> None:
+        await self.send_json(event)
+
     async def member_removed(self, event: dict[str, Any]) -> None:
         if event["user_id"] == self.user_id:
             await self.check_access()

@@ -32,7 +32,15 @@ class MemberRemoved(TypedDict):
     name: str
 
 
-WorkspaceEvent = MemberJoined | MemberRoleChanged | MemberRemoved
+class ListChanged(TypedDict):
+    """Something a workspace page lists changed (its state, its approvals): pages re-read it."""
+
+    type: Literal["list.changed"]
+    kind: Literal["refactors"]
+    id: int
+
+
+WorkspaceEvent = MemberJoined | MemberRoleChanged | MemberRemoved | ListChanged
 
 
 def workspace_broadcast(workspace_id: int, event: WorkspaceEvent) -> None:

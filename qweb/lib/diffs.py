@@ -7,6 +7,7 @@ arithmetic is written by hand.
 
 from __future__ import annotations
 
+import difflib
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -193,3 +194,17 @@ def diff_files(changes: Mapping[str, tuple[bytes | None, bytes | None]]) -> str:
         if result.returncode not in (0, 1):
             raise RuntimeError(result.stderr.decode(errors="replace").strip())
         return result.stdout.decode("utf-8", errors="replace")
+
+
+def line_changes(old: str, new: str) -> list[tuple[str, str]]:
+    """``(kind, text)`` per line from ``old`` to ``new``: "context", "remove" or "add"."""
+    before, after = old.splitlines(), new.splitlines()
+    rows: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            rows += [("context", line) for line in before[i1:i2]]
+            continue
+        rows += [("remove", line) for line in before[i1:i2]]
+        rows += [("add", line) for line in after[j1:j2]]
+    return rows

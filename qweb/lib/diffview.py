@@ -39,7 +39,7 @@ def diff_rows(diff: FileDiff, old_lines: list[str], new_lines: list[str]) -> lis
     """Each hunk's lines with highlighted HTML, and side-by-side pairs of them.
 
     Every row says which side and line it stands for (``side``, ``number``), where the
-    review hangs comments and findings; a line without HTML is shown as plain text.
+    review hangs comment threads and findings; a line without HTML is shown as plain text.
     """
     hunks = []
     for hunk in diff.hunks:
@@ -57,7 +57,7 @@ def diff_rows(diff: FileDiff, old_lines: list[str], new_lines: list[str]) -> lis
                     "html": html,
                     "side": "old" if removed else "new",
                     "number": number,
-                    "comments": [],
+                    "threads": [],
                     "findings": [],
                 }
             )

@@ -76,7 +76,9 @@
         };
         if (texts[event.type]) toast(texts[event.type], "info");
         if (!window.htmx) return;
-        ["#member-table", "#invitations"].forEach(function (selector) {
+        // Member events refresh the member pages' lists; list.changed the refactor list.
+        var lists = event.type === "list.changed" ? ["#refactor-sessions"] : ["#member-table", "#invitations"];
+        lists.forEach(function (selector) {
           if (document.querySelector(selector)) {
             htmx.ajax("GET", location.pathname, { target: selector, select: selector, swap: "outerHTML" });
           }

@@ -1,7 +1,9 @@
 // A refactor session's page: the proposal streams in while the model writes it; then the
 // review — diffs loaded as files come into view, accept/reject per hunk or file, comments
-// on lines, all shared live with everyone on the page. Keys: j/k hunks, n/p files,
-// a/r accept/reject, c comment, Esc stop a proposal being written. Every verdict shows who
+// on lines in threads (reply, resolve, reopen), suggested changes to a hunk, all shared
+// live with everyone on the page. Keys: j/k hunks, n/p unresolved threads, ]/[ files,
+// a/r accept/reject, c comment, Esc stop a proposal being written. The thread and
+// suggestion forms are plain posts; connected, the page sends them over the socket. Every verdict shows who
 // made it and when; a verdict is sent with the one the page showed ("expected"), and one
 // refused as stale comes back with the stored verdict, which the page then shows.
 (function () {
@@ -283,6 +285,68 @@
     form.querySelector("[data-cancel]").addEventListener("click", function () { formRow.remove(); });
   }
 
+  // Reload a file's diff for a change someone made; replies and suggestions being written
+  // there are kept (by thread, by hunk), and so is the focus on a thread.
+  function reloadPath(path) {
+    var section = fileSection(path);
+    if (!section || section.querySelector(".file-body").getAttribute("data-loaded") !== "yes") return;
+    var drafts = [];
+    section.querySelectorAll(".thread-reply textarea, .suggest-form textarea").forEach(function (box) {
+      if (box.value && box.value !== box.defaultValue) drafts.push([draftKey(box), box.value]);
+    });
+    var focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest(".thread") : null;
+    var focusedId = focused && section.contains(focused) ? focused.id : "";
+    var inner = section.querySelector(".diff-inner");
+    loadFile(section, "view=" + (inner ? inner.getAttribute("data-view") : view)).then(function () {
+      drafts.forEach(function (draft) {
+        section.querySelectorAll(".thread-reply textarea, .suggest-form textarea").forEach(function (box) {
+          if (draftKey(box) !== draft[0]) return;
+          box.value = draft[1];
+          var details = box.closest("details");
+          if (details) details.open = true;
+        });
+      });
+      var again = focusedId ? document.getElementById(focusedId) : null;
+      if (again) again.focus({ preventScroll: true });
+    });
+  }
+
+  function draftKey(box) {
+    var thread = box.closest(".thread");
+    if (thread) return "thread-" + thread.getAttribute("data-thread");
+    var hunk = box.closest(".hunk");
+    return "hunk-" + (hunk ? hunk.getAttribute("data-hunk") : "");
+  }
+
+  // A thread or suggestion form's fields as a frame (numbers marked data-int stay numbers).
+  function formFrame(form) {
+    var frame = { type: form.getAttribute("data-action"), changeset_id: changesetId };
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (!field.name || field.name === "csrfmiddlewaretoken") return;
+      frame[field.name] = field.hasAttribute("data-int") ? Number(field.value) : field.value;
+    });
+    return frame;
+  }
+
+  // ------------------------------------------------------------------ threads
+
+  // n / p: the next or previous unresolved thread, loading every file's diff first so
+  // that threads of files not scrolled to yet count too.
+  function moveThread(step) {
+    var sections = Array.prototype.slice.call(document.querySelectorAll(".file-diff"));
+    Promise.all(sections.map(ensureLoaded)).then(function () {
+      var open = Array.prototype.slice.call(document.querySelectorAll('.thread[data-resolved="false"]'));
+      if (!open.length) { toast("No unresolved threads.", "info"); return; }
+      var active = document.activeElement && document.activeElement.closest ? document.activeElement.closest(".thread") : null;
+      var index = active ? open.indexOf(active) : -1;
+      var target = open[index < 0 ? (step > 0 ? 0 : open.length - 1) : (index + step + open.length) % open.length];
+      target.scrollIntoView({ block: "start" });
+      target.focus({ preventScroll: true });
+      var hunk = target.closest(".hunk");
+      if (hunk) { if (currentHunk) currentHunk.classList.remove("current"); currentHunk = hunk; hunk.classList.add("current"); }
+    });
+  }
+
   // ------------------------------------------------------------------ events
 
   var handlers = {
@@ -348,11 +412,13 @@
     },
     "comment.added": function (event) {
       if (event.changeset_id !== changesetId) return;
-      var section = fileSection(event.path);
-      if (section && section.querySelector(".file-body").getAttribute("data-loaded") === "yes") {
-        var inner = section.querySelector(".diff-inner");
-        loadFile(section, "view=" + (inner ? inner.getAttribute("data-view") : view));
-      }
+      reloadPath(event.path);
+    },
+    // A thread may have been started on an earlier proposal and be shown here too.
+    "thread.changed": function (event) { reloadPath(event.path); },
+    "suggestion.changed": function (event) {
+      // An accepted one becomes a new proposal: its "changeset.changed" moves the page on.
+      reloadPath(event.path);
     },
     "apply.finished": function (event) {
       toast("Applied as " + event.commit.slice(0, 10) + " on " + event.branch + ".", "success");
@@ -444,8 +510,10 @@
     }
     if (key === "j") moveHunk(1);
     else if (key === "k") moveHunk(-1);
-    else if (key === "n") moveFile(1);
-    else if (key === "p") moveFile(-1);
+    else if (key === "n") moveThread(1);
+    else if (key === "p") moveThread(-1);
+    else if (key === "]") moveFile(1);
+    else if (key === "[") moveFile(-1);
     else if ((key === "a" || key === "r") && currentHunk) decide(currentHunk.closest(".file-diff"), currentHunk, key === "a" ? "accept" : "reject");
     else if (key === "c" && currentHunk) openCommentForm(currentHunk.querySelector("tr.ln-add, tr.ln-remove") || currentHunk.querySelector("tr"));
     else return;
@@ -483,6 +551,13 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
+    if (form.hasAttribute("data-action") && socket && socket.readyState === 1) {
+      event.preventDefault();
+      var frame = formFrame(form);
+      if ((frame.type === "reply") && !String(frame.body).trim()) return;
+      if (send(frame) && frame.type === "reply") form.querySelector("textarea").value = "";
+      return;
+    }
     if (form.id !== "review-form" || !socket || socket.readyState !== 1) return;  // else: a plain post
     event.preventDefault();
     var state = event.submitter ? event.submitter.value : "approve";

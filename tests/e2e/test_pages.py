@@ -25,6 +25,7 @@ from playwright.sync_api import expect
 from apps.chat import services as chat_services
 from apps.generation.hooks import job_finished_hooks_run
 from apps.generation.models import GenerationJob
+from apps.refactors import services as refactor_services
 from apps.workspaces import services as workspace_services
 from apps.workspaces.models import Membership
 from apps.workspaces.roles import Role
@@ -113,6 +114,21 @@ def _site_build(tmp_path) -> Site:
         repository=repository,
         answer=RENAME,
         instruction="Rename total_with_tax to total_including_tax everywhere",
+    )
+    # A conversation on the diff: a thread with a reply, and a suggested change.
+    thread = refactor_services.comment_add(
+        membership=owner, changeset=changeset, path="billing/money.py", line=6, body="An alias?"
+    )
+    refactor_services.comment_reply(
+        membership=owner, changeset=changeset, thread_id=thread.pk, body="No callers are left."
+    )
+    refactor_services.suggestion_add(
+        membership=owner,
+        changeset=changeset,
+        path="billing/money.py",
+        start=7,
+        length=1,
+        suggested='    """The amount with tax included."""',
     )
     return Site(
         slug=workspace.slug,

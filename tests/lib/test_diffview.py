@@ -22,7 +22,7 @@ def test_rows_carry_each_lines_side_number_and_highlighted_html():
     assert ("add", "new", 7) in kinds
     removed = next(row for row in hunk["lines"] if row["line"].kind == "remove")
     assert '<span class="mi">1</span>' in removed["html"]
-    assert all(row["comments"] == [] and row["findings"] == [] for row in hunk["lines"])
+    assert all(row["threads"] == [] and row["findings"] == [] for row in hunk["lines"])
 
 
 def test_a_change_block_is_paired_removed_beside_added():

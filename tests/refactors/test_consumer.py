@@ -24,7 +24,13 @@ from apps.accounts.models import User
 from apps.generation.models import GenerationJob
 from apps.generation.worker import InferenceWorker
 from apps.refactors import services
-from apps.refactors.models import ChangeSet, HunkDecision, ProposalReview, ReviewComment
+from apps.refactors.models import (
+    ChangeSet,
+    HunkDecision,
+    ProposalReview,
+    ReviewComment,
+    Suggestion,
+)
 from apps.workspaces.models import Membership
 from qweb.consumers import CLOSE_NOT_ALLOWED, CLOSE_UNAUTHENTICATED
 from tests.refactors.conftest import proposal_write, snapshot_take
@@ -700,3 +706,97 @@ async def test_a_proposal_streams_to_every_socket_and_is_built_when_written(
     for socket in (member_socket, viewer_socket):
         built_event = await socket.receive_json_from(timeout=TIMEOUT)
         assert (built_event["type"], built_event["state"]) == ("changeset.changed", "no_edits")
+
+
+# Threads and suggestions -----------------------------------------------------------------------
+
+MONEY = "billing/money.py"
+
+
+@database_sync_to_async
+def thread_by(user, changeset, line=11) -> ReviewComment:
+    membership = Membership.objects.get(user=user, workspace_id=changeset.session.workspace_id)
+    return services.comment_add(
+        membership=membership, changeset=changeset, path=MONEY, line=line, body="Why?"
+    )
+
+
+async def test_a_reply_and_a_resolve_reach_every_socket(sockets, ready, member, viewer):
+    root = await thread_by(member, ready)
+    member_socket, _ = await connect(sockets, member, ready.session_id)
+    viewer_socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    await member_socket.send_json_to(
+        {"type": "reply", "changeset_id": ready.pk, "thread_id": root.pk, "body": "On it"}
+    )
+    frames = [
+        (await receive_until(socket, of_type("thread.changed", change="reply")))[-1]
+        for socket in (member_socket, viewer_socket)
+    ]
+    reply = await ReviewComment.objects.aget(thread=root)
+    assert reply.body == "On it" and reply.author_id == member.pk
+    assert [f["comment_id"] for f in frames] == [reply.pk, reply.pk]
+    assert {f["path"] for f in frames} == {MONEY}
+
+    await member_socket.send_json_to(
+        {"type": "resolve", "changeset_id": ready.pk, "thread_id": root.pk}
+    )
+    for socket in (member_socket, viewer_socket):
+        frames = await receive_until(socket, of_type("thread.changed", change="resolved"))
+        frame = frames[-1]
+        assert frame["by"] == member.display_name
+    assert (await ReviewComment.objects.aget(pk=root.pk)).resolved_by_id == member.pk
+
+
+async def test_a_viewer_cannot_reply_resolve_or_suggest_over_the_socket(
+    sockets, ready, member, viewer
+):
+    root = await thread_by(member, ready)
+    socket, _ = await connect(sockets, viewer, ready.session_id)
+
+    for frame in (
+        {"type": "reply", "thread_id": root.pk, "body": "Me too"},
+        {"type": "resolve", "thread_id": root.pk},
+        {"type": "suggest", "path": MONEY, "start": 6, "length": 1, "suggested": "x = 1"},
+    ):
+        await socket.send_json_to({**frame, "changeset_id": ready.pk})
+        error = await socket.receive_json_from(timeout=TIMEOUT)
+        assert (error["type"], error["code"]) == ("error", "forbidden")
+
+    assert await ReviewComment.objects.acount() == 1
+    assert (await ReviewComment.objects.aget()).resolved_at is None
+    assert not await Suggestion.objects.aexists()
+    await pong(socket)
+
+
+async def test_a_suggestion_made_and_accepted_live_becomes_the_next_proposal(
+    sockets, ready, member, owner
+):
+    member_socket, _ = await connect(sockets, member, ready.session_id)
+    owner_socket, _ = await connect(sockets, owner, ready.session_id)
+
+    await member_socket.send_json_to(
+        {
+            "type": "suggest",
+            "changeset_id": ready.pk,
+            "path": MONEY,
+            "start": 6,
+            "length": 1,
+            "suggested": "def gross(amount, rate):",
+        }
+    )
+    made = (await receive_until(owner_socket, of_type("suggestion.changed", state="open")))[-1]
+    await owner_socket.send_json_to(
+        {
+            "type": "suggestion_accept",
+            "changeset_id": ready.pk,
+            "suggestion_id": made["suggestion_id"],
+        }
+    )
+
+    accepted = (
+        await receive_until(member_socket, of_type("suggestion.changed", state="accepted"))
+    )[-1]
+    newer = await ChangeSet.objects.aget(number=2)
+    assert accepted["result_changeset_id"] == newer.pk
+    assert (newer.state, newer.kind) == (ChangeSet.State.READY, ChangeSet.Kind.MANUAL)

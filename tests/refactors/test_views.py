@@ -57,6 +57,20 @@ def session_urls(session, changeset, slug="acme"):
             reverse("refactors:comment", args=[slug, s, c]),
             {"path": "billing/money.py", "line": "6", "side": "new", "body": "Hm"},
         ),
+        ("post", reverse("refactors:reply", args=[slug, s, c]), {"thread_id": "1", "body": "Hm"}),
+        ("post", reverse("refactors:resolve", args=[slug, s, c]), {"thread_id": "1"}),
+        ("post", reverse("refactors:reopen", args=[slug, s, c]), {"thread_id": "1"}),
+        (
+            "post",
+            reverse("refactors:suggest", args=[slug, s, c]),
+            {"path": "billing/money.py", "start": "6", "length": "1", "suggested": "x"},
+        ),
+        ("post", reverse("refactors:suggestion_accept", args=[slug, s, c]), {"suggestion_id": "1"}),
+        (
+            "post",
+            reverse("refactors:suggestion_dismiss", args=[slug, s, c]),
+            {"suggestion_id": "1"},
+        ),
         ("post", reverse("refactors:apply", args=[slug, s, c]), {"target": "branch"}),
         ("post", reverse("refactors:fix", args=[slug, s, c]), {}),
         (

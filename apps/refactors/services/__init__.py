@@ -11,8 +11,9 @@ conflicts are reported and nothing is written).
 
 The package's modules, in the order of that flow: ``proposals`` (sessions and the model's
 proposals), ``build`` (edits applied, committed, diffed and scanned; hand edits), ``review``
-(verdicts and comments), ``approvals`` (reviews of a whole proposal), ``policy`` (what a
-workspace lets through) and ``apply`` (commits, merges and pushes). Reads live in
+(verdicts and comments), ``threads`` (replies, resolving, suggestions), ``approvals``
+(reviews of a whole proposal), ``policy`` (what a workspace lets through) and ``apply``
+(commits, merges and pushes). Reads live in
 ``apps.refactors.selectors``; the names callers used before the split are re-exported here.
 """
 
@@ -58,6 +59,14 @@ from apps.refactors.services.review import (
     decision_set,
     decisions_all,
 )
+from apps.refactors.services.threads import (
+    comment_reply,
+    suggestion_accept,
+    suggestion_add,
+    suggestion_dismiss,
+    thread_reopen,
+    thread_resolve,
+)
 
 __all__ = [
     "FIX_REQUEST",
@@ -80,6 +89,7 @@ __all__ = [
     "changeset_stop",
     "check_approvals",
     "comment_add",
+    "comment_reply",
     "decision_set",
     "decisions_all",
     "edits_apply",
@@ -95,4 +105,9 @@ __all__ = [
     "refactor_fix_failed",
     "refactor_regenerate",
     "review_submit",
+    "suggestion_accept",
+    "suggestion_add",
+    "suggestion_dismiss",
+    "thread_reopen",
+    "thread_resolve",
 ]

@@ -9,7 +9,7 @@ from django.utils import timezone
 from apps.refactors.events import ReviewChanged, session_group
 from apps.refactors.models import ChangeSet, ProposalReview
 from apps.refactors.selectors import approval_state, approver_role, may_approve, policy_for
-from apps.refactors.services.common import _reviewable
+from apps.refactors.services.common import _announce_listed, _reviewable
 from apps.workspaces.models import Membership
 from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
@@ -64,4 +64,5 @@ def review_submit(
                 approval=standing.as_event(),
             ),
         )
+        _announce_listed(locked.session_id)
     return review

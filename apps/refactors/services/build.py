@@ -298,9 +298,12 @@ def _scan(store: GitStore, base: str, commit: str, diff: list[FileDiff]) -> list
 
 @_git_failures_refused
 def changeset_edit_file(
-    *, membership: Membership, changeset: ChangeSet, path: str, content: str
+    *, membership: Membership, changeset: ChangeSet, path: str, content: str, why: str = ""
 ) -> ChangeSet:
-    """A reviewer's own version of one file: a new proposal with that file replaced."""
+    """A reviewer's own version of one file: a new proposal with that file replaced.
+
+    ``why`` says where the version came from (an accepted suggestion); default: by hand.
+    """
     ensure_can(membership, Action.CONTRIBUTE)
     _reviewable(changeset)
     try:
@@ -337,7 +340,7 @@ def changeset_edit_file(
             ref=edited.ref,
             author_name="qweb",
             author_email="qweb@localhost",
-            message=f"Proposal {edited.number}: {path} edited by hand",
+            message=f"Proposal {edited.number}: {path} {why or 'edited by hand'}",
         )
         edited.answer = ""
         edited.results = [
@@ -347,7 +350,7 @@ def changeset_edit_file(
                 "status": "applied",
                 "how": "manual",
                 "confidence": 1.0,
-                "reason": "Edited by hand.",
+                "reason": f"{(why or 'edited by hand').capitalize()}.",
                 "start_line": None,
                 "end_line": None,
             }

@@ -20,6 +20,7 @@ from apps.refactors.models import (
 )
 from apps.refactors.selectors import latest_changeset
 from apps.repos.models import IndexedCommit, Repository
+from apps.workspaces.events import ListChanged, workspace_broadcast
 from qweb.lib.gitstore import GitStore, GitStoreError
 from qweb.realtime import broadcast
 
@@ -69,6 +70,15 @@ def _indexed(repository: Repository, sha: str) -> IndexedCommit:
 
 def _session_state(session_id: int, state: str) -> None:
     RefactorSession.objects.filter(pk=session_id).update(state=state, updated_at=timezone.now())
+    _announce_listed(session_id)
+
+
+def _announce_listed(session_id: int) -> None:
+    """Tell the workspace's open pages that this session's line in the list changed."""
+    workspace_id = RefactorSession.objects.values_list("workspace_id", flat=True).get(pk=session_id)
+    workspace_broadcast(
+        workspace_id, ListChanged(type="list.changed", kind="refactors", id=session_id)
+    )
 
 
 def _announce(changeset: ChangeSet) -> None:

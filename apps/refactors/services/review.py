@@ -210,6 +210,17 @@ def decisions_all(
     return len(changeset.files)
 
 
+def comment_body(body: str) -> str:
+    """A comment's or reply's text as stored; refused when empty or too long."""
+    if not body.strip():
+        raise ValidationError({"body": "Write a comment first."})
+    if len(body) > MAX_COMMENT_CHARS:
+        raise ValidationError(
+            {"body": f"Comments are limited to {MAX_COMMENT_CHARS:,} characters."}
+        )
+    return body.strip()
+
+
 @_git_failures_refused
 def comment_add(
     *,
@@ -229,18 +240,13 @@ def comment_add(
     # The column holds at most 2**31 - 1; a bigger number is no line.
     if not 1 <= line < 2**31:
         raise ValidationError({"line": "Comment on a line of the diff."})
-    if not body.strip():
-        raise ValidationError({"body": "Write a comment first."})
-    if len(body) > MAX_COMMENT_CHARS:
-        raise ValidationError(
-            {"body": f"Comments are limited to {MAX_COMMENT_CHARS:,} characters."}
-        )
+    body = comment_body(body)
     comment = ReviewComment.objects.create(
         changeset=changeset,
         path=path,
         line=line,
         side=side,
-        body=body.strip(),
+        body=body,
         author_id=membership.user_id,
     )
     broadcast(
