@@ -56,6 +56,8 @@ class Site:
     repository_slug: str
     conversation_id: int
     session_id: int
+    # A proposal's commit: the commit page, and the base of the compare page.
+    proposal_commit: str
 
 
 SETTINGS = {
@@ -135,6 +137,7 @@ def _site_build(tmp_path) -> Site:
         repository_slug=repository.slug,
         conversation_id=conversation.pk,
         session_id=changeset.session_id,
+        proposal_commit=changeset.commit,
     )
 
 
@@ -162,6 +165,9 @@ def _pages(site: Site) -> dict[str, str]:
         "tree": reverse("repos:tree", args=[ws, repo]),
         "blob": reverse("repos:blob", args=[ws, repo, "main", "billing/money.py"]) + "#L-6",
         "commits": reverse("repos:commits", args=[ws, repo]),
+        "branches": reverse("repos:branches", args=[ws, repo]),
+        "commit": reverse("repos:commit", args=[ws, repo, site.proposal_commit]),
+        "compare": reverse("repos:compare", args=[ws, repo, f"main...{site.proposal_commit}"]),
         "search": reverse("repos:search", args=[ws, repo]) + "?q=total+with+tax",
         "search-symbols": reverse("repos:search", args=[ws, repo]) + "?q=rounded&kind=symbols",
         "chat": reverse("chat:index", args=[ws]),
