@@ -27,6 +27,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from qweb.ratelimit import RateLimited
 from qweb.realtime import user_access_group
+from qweb.refusals import Refusal
 from qweb.views import error_text
 
 # Close codes in the application range (4000-4999), so a page can tell why.
@@ -248,6 +249,8 @@ class ActionConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("rate_limited", error_text(error), retry_after=error.retry_after)
         except PermissionDenied as error:
             await self.send_error("forbidden", str(error) or "You cannot do this.")
+        except Refusal as error:
+            await self.send_error(error.code, error_text(error), action=action, **error.fields)
         except ValidationError as error:
             await self.send_error("invalid", error_text(error), action=action)
 

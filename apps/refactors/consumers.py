@@ -138,12 +138,8 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
         session, membership = target
         changeset = _frame_changeset(session, content)
         data = _FORMS[action].from_frame(content).cleaned()
-        try:
-            self._perform(action, membership, changeset, data)
-        except services.StaleDecision as error:
-            # The refusal goes back with what is stored, so the page shows it.
-            self.refusal_extra = {"code": "stale", "current": error.current}
-            raise
+        # A stale decision is a Refusal: its error carries what is stored (code "stale").
+        self._perform(action, membership, changeset, data)
 
     def _perform(
         self, action: str, membership: Membership, changeset: ChangeSet, data: dict[str, Any]
@@ -152,13 +148,6 @@ class RefactorConsumer(PresenceMixin, JobFollowerMixin, ActionConsumer):
             _SERVICES[action](membership=membership, changeset=changeset, **data)
         elif action == "stop":
             services.changeset_stop(membership=membership, changeset=changeset)
-
-    async def send_error(self, code: str, message: str, **extra: Any) -> None:
-        # A frame's handling finishes before the next frame is read, so what ``perform`` left
-        # belongs to this error.
-        pending = self.__dict__.pop("refusal_extra", {})
-        code = pending.pop("code", code)
-        await super().send_error(code, message, **{**extra, **pending})
 
     async def changeset_changed(self, event: dict[str, Any]) -> None:
         await self.send_json(event)

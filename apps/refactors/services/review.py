@@ -25,6 +25,7 @@ from apps.workspaces.permissions import ensure_can
 from apps.workspaces.roles import Action
 from qweb.lib.diffs import WHOLE_FILE
 from qweb.realtime import broadcast
+from qweb.refusals import Refusal
 
 MAX_COMMENT_CHARS = 10_000
 
@@ -33,7 +34,7 @@ MAX_COMMENT_CHARS = 10_000
 UNDECIDED = "undecided"
 
 
-class StaleDecision(ValidationError):
+class StaleDecision(Refusal):
     """A verdict made on a state that changed since the reviewer's page showed it.
 
     ``current`` is what is stored now (``selectors.decision_seen``: verdict, by, at), so the
@@ -41,7 +42,7 @@ class StaleDecision(ValidationError):
     """
 
     def __init__(self, message: str, current: dict[str, Any]) -> None:
-        super().__init__(message, code="stale")
+        super().__init__(message, code="stale", current=current)
         self.current = current
 
 
